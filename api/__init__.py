@@ -1,0 +1,1 @@
+"""REST API of ikev2d; filled in by the API issue."""

@@ -1,0 +1,647 @@
+"""Load and strictly validate the TOML configuration file (schema: docs/config.md).
+
+Every problem raises `ikev2.errors.ConfigError` naming the file, the key path (e.g.
+`connections.home.children.net.mode`, `connections.home.ike_proposals[0]`) and what to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ikev2.config.model import (
+    AuthConfig,
+    AuthKind,
+    ChildConfig,
+    ConnectionConfig,
+    EngineConfig,
+    Identity,
+    Mode,
+    ProposalSpec,
+    RetransmitConfig,
+    StartAction,
+    TsConfig,
+)
+from ikev2.daemon.settings import KERNEL_BACKENDS, LOG_LEVELS, DaemonConfig
+from ikev2.errors import ConfigError
+from ikev2.protocol.enums import IdType, ProtocolId
+from ikev2.protocol.ts import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_MH,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    TrafficSelector,
+)
+
+__all__ = ["load_config", "load_config_text", "parse_psk", "parse_ts"]
+
+ANY = "%any"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_FQDN_RE = re.compile(r"^[A-Za-z0-9_*]([A-Za-z0-9_.*-]*[A-Za-z0-9_])?\.?$")
+_MISSING: Any = object()
+T = TypeVar("T")
+
+_PROTO_NAMES = {
+    "tcp": IPPROTO_TCP,
+    "udp": IPPROTO_UDP,
+    "icmp": IPPROTO_ICMP,
+    "icmpv6": IPPROTO_ICMPV6,
+    "ipv6-icmp": IPPROTO_ICMPV6,
+    "mh": IPPROTO_MH,
+    "ipv6-mh": IPPROTO_MH,
+    "sctp": 132,
+    "gre": 47,
+}
+
+
+# --- public entry points -------------------------------------------------------------
+def load_config(path: str | Path) -> DaemonConfig:
+    """Read and validate `path`; raises ConfigError (source=path) on any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read: {reason}", source=source) from None
+    return load_config_text(text, source)
+
+
+def load_config_text(text: str, source: str = "<config>") -> DaemonConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=source) from None
+    return _Loader(source).load(data)
+
+
+def parse_psk(text: str) -> bytes:
+    """A PSK as UTF-8 text, or '0x…' hex (colons and spaces allowed between octets)."""
+    if text.startswith(("0x", "0X")):
+        digits = re.sub(r"[\s:]", "", text[2:])
+        try:
+            value = bytes.fromhex(digits)
+        except ValueError:
+            raise ValueError(
+                "not valid hex after '0x' (write an even number of hex digits, or a text "
+                "psk that does not start with 0x)"
+            ) from None
+    else:
+        value = text.encode("utf-8")
+    if not value:
+        raise ValueError("the psk is empty")
+    return value
+
+
+def parse_ts(text: str) -> TsConfig:
+    """'dynamic', a CIDR or address, or 'a-b', with an optional '[proto]' / '[proto/port]'
+    suffix: '[tcp/80]', '[udp/1000-2000]', '[icmp/8]', '[mh/5]', '[135]'."""
+    text = text.strip()
+    if text == "dynamic":
+        return TsConfig(dynamic=True)
+    addr, proto_part = text, None
+    if text.endswith("]"):
+        addr, sep, proto_part = text[:-1].partition("[")
+        if not sep:
+            raise ValueError(f"unbalanced ']' in {text!r}")
+    elif "[" in text:
+        raise ValueError(f"missing ']' in {text!r}")
+    addr = addr.strip()
+    if not addr:
+        raise ValueError(f"no address in {text!r}")
+    if "-" in addr and "/" not in addr:
+        start, _, end = addr.partition("-")
+        try:
+            a, b = ipaddress.ip_address(start.strip()), ipaddress.ip_address(end.strip())
+        except ValueError:
+            raise ValueError(f"{addr!r} is not an address range like 10.0.0.1-10.0.0.9") from None
+        if a.version != b.version:
+            raise ValueError(f"address range {addr!r} mixes IPv4 and IPv6")
+        if a > b:
+            raise ValueError(f"address range {addr!r} starts after it ends")
+        version = a.version
+        make: Callable[..., TrafficSelector] = lambda *p: TrafficSelector.from_range(  # noqa: E731
+            str(a), str(b), *p
+        )
+    else:
+        try:
+            net = ipaddress.ip_network(addr, strict=True)
+        except ValueError as exc:
+            try:
+                loose = ipaddress.ip_network(addr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{addr!r} is not an address, CIDR prefix, 'a-b' range or 'dynamic'"
+                ) from None
+            if "host bits" in str(exc):
+                raise ValueError(f"{addr!r} has host bits set (did you mean {loose}?)") from None
+            raise ValueError(f"{addr!r}: {exc}") from None
+        version = net.version
+        make = lambda *p: TrafficSelector.from_network(str(net), *p)  # noqa: E731
+    if proto_part is None:
+        return TsConfig(selector=make())
+    proto, ports = _parse_proto(proto_part.strip(), version)
+    return TsConfig(selector=make(proto, *ports))
+
+
+def _parse_proto(text: str, version: int) -> tuple[int, tuple[int, int]]:
+    name, sep, port_text = text.partition("/")
+    name = name.strip().lower()
+    if name.isdigit():
+        proto = int(name)
+        if not 0 <= proto <= 255:
+            raise ValueError(f"IP protocol {proto} is out of range 0-255")
+    elif name in _PROTO_NAMES:
+        proto = _PROTO_NAMES[name]
+        if proto == IPPROTO_ICMP and version == 6:
+            proto = IPPROTO_ICMPV6
+    else:
+        close = difflib.get_close_matches(name, list(_PROTO_NAMES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown protocol {name!r}{hint}; use a number 0-255 or one of "
+            + ", ".join(sorted(_PROTO_NAMES))
+        )
+    port_text = port_text.strip()
+    if not sep or port_text in ("", ANY, "any"):
+        return proto, (0, 65535)
+    if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        # RFC 4301 §4.4.1.1: ICMP type in the high octet, code in the low one
+        icmp_type = _int_in(port_text, 0, 255, "ICMP type")
+        return proto, (icmp_type << 8, (icmp_type << 8) | 0xFF)
+    if proto == IPPROTO_MH:
+        # RFC 4877 §4.3: MH type in the high octet
+        mh = _int_in(port_text, 0, 255, "Mobility Header type")
+        return proto, (mh << 8, mh << 8)
+    lo, dash, hi = port_text.partition("-")
+    start = _int_in(lo, 0, 65535, "port")
+    end = _int_in(hi, 0, 65535, "port") if dash else start
+    if start > end:
+        raise ValueError(f"port range {port_text!r} starts after it ends")
+    return proto, (start, end)
+
+
+def _int_in(text: str, lo: int, hi: int, what: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise ValueError(f"{what} {text!r} is not a number {lo}-{hi}")
+    return int(text)
+
+
+# --- table walking -------------------------------------------------------------------
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number",
+               list: "a list", dict: "a table"}
+
+
+class _Table:
+    """One TOML table: typed lookups by key, then `done()` rejects the keys nobody took."""
+
+    __slots__ = ("data", "loader", "path", "taken")
+
+    def __init__(self, loader: _Loader, data: dict[str, Any], path: str) -> None:
+        self.loader = loader
+        self.data = data
+        self.path = path
+        self.taken: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return self.loader.error(self.key(name), message)
+
+    def get(self, name: str, kind: type[T], default: Any = _MISSING) -> T:
+        self.taken.add(name)
+        if name not in self.data:
+            if default is _MISSING:
+                raise self.error(name, "missing (this key is required)")
+            return default  # type: ignore[no-any-return]
+        value = self.data[name]
+        ok = isinstance(value, kind)
+        if kind is int and isinstance(value, bool):
+            ok = False
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.error(
+                name, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {_describe(value)}"
+            )
+        return value  # type: ignore[no-any-return]
+
+    def str_list(self, name: str, default: Any = _MISSING, *, allow_str: bool = True) -> list[str]:
+        self.taken.add(name)
+        if name not in self.data:
+            if default is _MISSING:
+                raise self.error(name, "missing (this key is required)")
+            return default  # type: ignore[no-any-return]
+        value = self.data[name]
+        if isinstance(value, str) and allow_str:
+            return [value]
+        if not isinstance(value, list):
+            raise self.error(name, f"must be a list of strings, not {_describe(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error(f"{name}[{i}]", f"must be a string, not {_describe(item)}")
+        return value
+
+    def table(self, name: str, default: Any = _MISSING) -> _Table | None:
+        raw = self.get(name, dict, default)
+        if raw is None:
+            return None
+        return _Table(self.loader, raw, self.key(name))
+
+    def port(self, name: str, default: int) -> int:
+        value = self.get(name, int, default)
+        if not 1 <= value <= 65535:
+            raise self.error(name, f"port {value} is out of range 1-65535")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise self.error(
+                name, f"{value!r} is not one of {', '.join(choices)}" + _did_you_mean(value, choices)
+            )
+        return value
+
+    def done(self) -> None:
+        for name in self.data:
+            if name not in self.taken:
+                known = sorted(self.taken)
+                raise self.error(
+                    name,
+                    "unknown key" + (_did_you_mean(name, known) or
+                                     f" (known keys here: {', '.join(known)})"),
+                )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _did_you_mean(value: str, choices: Any) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- the schema ----------------------------------------------------------------------
+class _Loader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, key=key)
+
+    def load(self, data: dict[str, Any]) -> DaemonConfig:
+        root = _Table(self, data, "")
+        daemon = root.table("daemon", {})
+        assert daemon is not None
+        listen = self._listen(daemon)
+        ike_port = daemon.port("ike_port", 500)
+        natt_port = daemon.port("natt_port", 4500)
+        if ike_port == natt_port:
+            raise daemon.error("natt_port", f"must differ from ike_port ({ike_port})")
+        kernel = daemon.choice("kernel", KERNEL_BACKENDS, "memory")
+        log_level = daemon.choice("log_level", LOG_LEVELS, "info")
+        state_file = daemon.get("state_file", str, None)
+        if state_file is not None and not state_file.strip():
+            raise daemon.error("state_file", "is empty (omit the key to write no state file)")
+        daemon.done()
+
+        engine = self._engine(root.table("engine", {}), ike_port, natt_port)
+        conns_table = root.table("connections", {})
+        assert conns_table is not None
+        connections: list[ConnectionConfig] = []
+        child_owner: dict[str, str] = {}
+        for name in conns_table.data:
+            sub = conns_table.table(name)
+            assert sub is not None
+            if not _NAME_RE.match(name):
+                raise self.error(
+                    sub.path, "connection names use letters, digits, '_', '.', '-' (max 64)"
+                )
+            conn = self._connection(sub, name, listen, ike_port)
+            for child in conn.children:
+                if child.name in child_owner:
+                    raise self.error(
+                        f"{sub.path}.children.{child.name}",
+                        f"child name {child.name!r} is already used by connection "
+                        f"{child_owner[child.name]!r}; child names must be unique (logs and "
+                        "ikev2ctl name children alone)",
+                    )
+                child_owner[child.name] = name
+            connections.append(conn)
+        root.done()
+        return DaemonConfig(
+            listen=listen,
+            ike_port=ike_port,
+            natt_port=natt_port,
+            kernel=kernel,
+            log_level=log_level,
+            state_file=state_file,
+            engine=engine,
+            connections=tuple(connections),
+            source=self.source,
+        )
+
+    def _listen(self, daemon: _Table) -> tuple[str, ...]:
+        raw = daemon.str_list("listen", ["0.0.0.0", "::"])
+        if not raw:
+            raise daemon.error("listen", "is empty: give at least one address to bind")
+        out: list[str] = []
+        for i, text in enumerate(raw):
+            try:
+                ip = ipaddress.ip_address(text.strip())
+            except ValueError:
+                raise daemon.error(
+                    f"listen[{i}]", f"{text!r} is not an IPv4 or IPv6 address"
+                ) from None
+            norm = str(ip)
+            if norm in out:
+                raise daemon.error(f"listen[{i}]", f"{norm} is listed twice")
+            out.append(norm)
+        for version, wildcard in ((4, "0.0.0.0"), (6, "::")):
+            specific = [a for a in out if ipaddress.ip_address(a).version == version
+                        and a != wildcard]
+            if wildcard in out and specific:
+                raise daemon.error(
+                    "listen",
+                    f"{specific[0]} is already covered by the wildcard {wildcard}; "
+                    "list either the wildcard or specific addresses",
+                )
+        return tuple(out)
+
+    def _engine(self, table: _Table | None, ike_port: int, natt_port: int) -> EngineConfig:
+        assert table is not None
+        d = EngineConfig()
+        nonce = table.get("nonce_size", int, d.nonce_size)
+        if not 16 <= nonce <= 256:
+            raise table.error("nonce_size", "must be 16-256 octets (RFC 7296 §2.10)")
+        half_open = self._positive(table, "half_open_timeout", d.half_open_timeout)
+        cookie = table.get("cookie_threshold", int, d.cookie_threshold)
+        if cookie < 0:
+            raise table.error("cookie_threshold", "must be 0 or more")
+        cache = self._positive(table, "response_cache_time", d.response_cache_time)
+        table.done()
+        return EngineConfig(
+            ike_port=ike_port,
+            natt_port=natt_port,
+            nonce_size=nonce,
+            half_open_timeout=half_open,
+            cookie_threshold=cookie,
+            response_cache_time=cache,
+        )
+
+    @staticmethod
+    def _positive(table: _Table, name: str, default: float) -> float:
+        value = table.get(name, float, default)
+        if value <= 0:
+            raise table.error(name, f"must be a positive number of seconds, not {value}")
+        return value
+
+    def _addrs(self, table: _Table, name: str, default: Any) -> tuple[str, ...]:
+        raw = table.str_list(name, default)
+        if not raw:
+            raise table.error(name, f"is empty (use [\"{ANY}\"] to accept any address)")
+        out: list[str] = []
+        for i, text in enumerate(raw):
+            text = text.strip()
+            if text == ANY:
+                out.append(ANY)
+                continue
+            try:
+                out.append(str(ipaddress.ip_address(text)))
+            except ValueError:
+                raise table.error(
+                    f"{name}[{i}]",
+                    f"{text!r} is not an IP address or {ANY!r} (host names are not resolved)",
+                ) from None
+        if ANY in out and len(out) > 1:
+            raise table.error(name, f"{ANY!r} cannot be combined with other addresses")
+        return tuple(out)
+
+    def _connection(
+        self, t: _Table, name: str, listen: tuple[str, ...], ike_port: int
+    ) -> ConnectionConfig:
+        local_addrs = self._addrs(t, "local_addrs", [ANY])
+        remote_addrs = self._addrs(t, "remote_addrs", _MISSING)
+        concrete_local = [a for a in local_addrs if a != ANY]
+        concrete_remote = [a for a in remote_addrs if a != ANY]
+        for addr in concrete_local:
+            version = ipaddress.ip_address(addr).version
+            wildcard = "0.0.0.0" if version == 4 else "::"
+            if wildcard not in listen and addr not in listen:
+                raise t.error(
+                    "local_addrs",
+                    f"{addr} is not among daemon.listen ({', '.join(listen)}); add it there",
+                )
+        if concrete_local and concrete_remote:
+            lv = {ipaddress.ip_address(a).version for a in concrete_local}
+            rv = {ipaddress.ip_address(a).version for a in concrete_remote}
+            if not lv & rv:
+                raise t.error(
+                    "remote_addrs", "no address family in common with local_addrs"
+                )
+        local_port = t.port("local_port", ike_port)
+        remote_port = t.port("remote_port", ike_port)
+        ike_proposals = self._proposals(t, "ike_proposals", ProtocolId.IKE)
+        encap = t.get("encap", bool, False)
+        mobike = t.get("mobike", bool, True)
+        fragmentation = t.get("fragmentation", bool, True)
+        initial_contact = t.get("send_initial_contact", bool, True)
+        psk_text = t.get("psk", str, None)
+        psk = self._psk(t, "psk", psk_text) if psk_text is not None else None
+        retransmit = self._retransmit(t.table("retransmit", {}))
+
+        local_t = t.table("local", {})
+        remote_t = t.table("remote", {})
+        assert local_t is not None and remote_t is not None
+        default_local_id = concrete_local[0] if len(concrete_local) == 1 else None
+        local = self._auth(local_t, psk, default_local_id, remote_side=False)
+        remote = self._auth(remote_t, psk, None, remote_side=True)
+
+        children_t = t.table("children", {})
+        assert children_t is not None
+        children = []
+        for child_name in children_t.data:
+            sub = children_t.table(child_name)
+            assert sub is not None
+            if not _NAME_RE.match(child_name):
+                raise self.error(
+                    sub.path, "child names use letters, digits, '_', '.', '-' (max 64)"
+                )
+            children.append(self._child(sub, child_name))
+        children_t.done()
+        t.done()
+
+        if any(c.start_action is StartAction.INITIATE for c in children):
+            if not concrete_remote:
+                raise t.error(
+                    "remote_addrs", f"start_action = \"initiate\" needs a peer address, not {ANY}"
+                )
+        return ConnectionConfig(
+            name=name,
+            local_addrs=local_addrs,
+            remote_addrs=remote_addrs,
+            local=local,
+            remote=remote,
+            ike_proposals=ike_proposals,
+            children=tuple(children),
+            local_port=local_port,
+            remote_port=remote_port,
+            encap=encap,
+            mobike=mobike,
+            fragmentation=fragmentation,
+            send_initial_contact=initial_contact,
+            retransmit=retransmit,
+        )
+
+    def _retransmit(self, t: _Table | None) -> RetransmitConfig:
+        assert t is not None
+        d = RetransmitConfig()
+        timeout = self._positive(t, "timeout", d.timeout)
+        base = t.get("base", float, d.base)
+        if base < 1.0:
+            raise t.error("base", f"must be 1.0 or more, not {base}")
+        tries = t.get("tries", int, d.tries)
+        if tries < 0:
+            raise t.error("tries", "must be 0 or more")
+        max_interval = self._positive(t, "max_interval", d.max_interval)
+        t.done()
+        return RetransmitConfig(timeout, base, tries, max_interval)
+
+    def _psk(self, t: _Table, name: str, text: str) -> bytes:
+        try:
+            return parse_psk(text)
+        except ValueError as exc:
+            raise t.error(name, str(exc)) from None
+
+    def _auth(
+        self, t: _Table, shared_psk: bytes | None, default_id: str | None, *, remote_side: bool
+    ) -> AuthConfig:
+        id_text = t.get("id", str, None)
+        if id_text is None or (remote_side and id_text.strip() == ANY):
+            if remote_side:
+                identity = None
+            elif default_id is not None:
+                identity = Identity.parse(default_id)
+            else:
+                raise t.error(
+                    "id",
+                    "missing: set this side's identity (it defaults to the local address only "
+                    "when local_addrs holds exactly one address)",
+                )
+        else:
+            identity = self._identity(t, id_text)
+        auth_text = t.choice("auth", tuple(k.value for k in AuthKind), AuthKind.PSK.value)
+        auth = AuthKind(auth_text)
+        psk_text = t.get("psk", str, None)
+        psk = self._psk(t, "psk", psk_text) if psk_text is not None else shared_psk
+        t.done()
+        if auth is AuthKind.PUBKEY:
+            raise t.error(
+                "auth", "'pubkey' needs certificate support, which is not available yet; use 'psk'"
+            )
+        if auth is AuthKind.PSK and psk is None:
+            parent = t.path.rsplit(".", 1)[0]
+            raise t.error("psk", f"auth = \"psk\" needs a key: set {parent}.psk (both sides) "
+                                 f"or {t.path}.psk")
+        return AuthConfig(id=identity, auth=auth, psk=psk)
+
+    def _identity(self, t: _Table, text: str) -> Identity:
+        try:
+            identity = Identity.parse(text)
+        except ValueError as exc:
+            raise t.error("id", f"bad identity {text!r}: {exc}") from None
+        value = identity.data.decode("utf-8", "replace")
+        if identity.id_type == IdType.ID_FQDN and not _FQDN_RE.match(value):
+            raise t.error(
+                "id",
+                f"bad identity {text!r}: not an FQDN, address or email (prefix 'keyid:' "
+                "for an opaque identity)",
+            )
+        if identity.id_type == IdType.ID_RFC822_ADDR:
+            user, _, domain = value.rpartition("@")
+            if not user or not domain or any(c.isspace() for c in value):
+                raise t.error("id", f"bad identity {text!r}: not an email address (user@domain)")
+        if identity.id_type == IdType.ID_KEY_ID and not identity.data:
+            raise t.error("id", f"bad identity {text!r}: empty key id")
+        return identity
+
+    def _proposals(self, t: _Table, name: str, protocol: ProtocolId) -> tuple[ProposalSpec, ...]:
+        texts = t.str_list(name, ["default"])
+        if not texts:
+            raise t.error(name, 'is empty (omit it or write ["default"])')
+        parse_proposal, default_proposals = _proposal_parser(self, t.key(name))
+        out: list[ProposalSpec] = []
+        for i, text in enumerate(texts):
+            if text.strip() == "default":
+                out.extend(p for p in default_proposals(protocol) if p not in out)
+                continue
+            try:
+                spec = parse_proposal(text, protocol)
+            except ValueError as exc:
+                raise t.error(f"{name}[{i}]", str(exc)) from None
+            if spec in out:
+                raise t.error(f"{name}[{i}]", f"{text!r} repeats an earlier proposal")
+            out.append(tuple(spec))
+        return tuple(out)
+
+    def _child(self, t: _Table, name: str) -> ChildConfig:
+        local_ts = self._ts_list(t, "local_ts")
+        remote_ts = self._ts_list(t, "remote_ts")
+        mode = Mode(t.choice("mode", tuple(m.value for m in Mode), Mode.TUNNEL.value))
+        esp = self._proposals(t, "esp_proposals", ProtocolId.ESP)
+        start = StartAction(
+            t.choice("start_action", tuple(s.value for s in StartAction), StartAction.NONE.value)
+        )
+        replay = t.get("replay_window", int, 32)
+        if not 0 <= replay <= 4096:
+            raise t.error("replay_window", f"{replay} is out of range 0-4096")
+        install_policies = t.get("install_policies", bool, True)
+        t.done()
+        return ChildConfig(
+            name=name,
+            local_ts=local_ts,
+            remote_ts=remote_ts,
+            mode=mode,
+            esp_proposals=esp,
+            start_action=start,
+            replay_window=replay,
+            install_policies=install_policies,
+        )
+
+    def _ts_list(self, t: _Table, name: str) -> tuple[TsConfig, ...]:
+        texts = t.str_list(name, ["dynamic"])
+        if not texts:
+            raise t.error(name, 'is empty (omit it or write ["dynamic"])')
+        out = []
+        for i, text in enumerate(texts):
+            try:
+                out.append(parse_ts(text))
+            except ValueError as exc:
+                raise t.error(f"{name}[{i}]", str(exc)) from None
+        return tuple(out)
+
+
+def _proposal_parser(loader: _Loader, key: str) -> tuple[Any, Any]:
+    try:
+        from ikev2.crypto.proposals import default_proposals, parse_proposal
+    except ImportError as exc:
+        raise loader.error(
+            key, f"cannot check algorithm proposals: ikev2.crypto.proposals unavailable ({exc})"
+        ) from None
+    return parse_proposal, default_proposals

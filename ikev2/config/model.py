@@ -1,0 +1,175 @@
+"""The validated configuration the core consumes: frozen values, no parsing here.
+
+The TOML loader (`ikev2.config.loader`) builds these; the REST API (later) builds the same
+objects from JSON, so both share one schema.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ikev2.protocol.enums import IdType
+from ikev2.protocol.ts import TrafficSelector
+
+# (transform type, transform id, key length in bits or None), in preference order
+TransformSpec = tuple[int, int, int | None]
+ProposalSpec = tuple[TransformSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An IKE identity (RFC 7296 §3.5)."""
+
+    id_type: IdType
+    data: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """'user@example.org' → RFC822, '192.0.2.1' / '2001:db8::1' → IP, 'gw.example.org'
+        → FQDN; explicit prefixes 'fqdn:', 'email:'/'rfc822:', 'keyid:' (hex or text),
+        'ipv4:', 'ipv6:' override the guess."""
+        text = text.strip()
+        if not text:
+            raise ValueError("empty identity")
+        prefix, sep, rest = text.partition(":")
+        if sep and prefix in _PREFIXES:
+            kind = _PREFIXES[prefix]
+            if kind is IdType.ID_KEY_ID:
+                data = (
+                    bytes.fromhex(rest[2:].replace(":", ""))
+                    if rest.startswith("0x")
+                    else rest.encode()
+                )
+                return cls(kind, data)
+            if kind in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+                return cls(kind, ipaddress.ip_address(rest).packed)
+            return cls(kind, rest.encode())
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            pass
+        else:
+            return cls(IdType.ID_IPV4_ADDR if ip.version == 4 else IdType.ID_IPV6_ADDR, ip.packed)
+        if "@" in text:
+            return cls(IdType.ID_RFC822_ADDR, text.encode())
+        return cls(IdType.ID_FQDN, text.encode())
+
+    def __str__(self) -> str:
+        if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+            try:
+                return str(ipaddress.ip_address(self.data))
+            except ValueError:
+                return self.data.hex()
+        if self.id_type == IdType.ID_KEY_ID:
+            return "keyid:0x" + self.data.hex()
+        if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            return self.data.decode("utf-8", "replace")
+        return f"{self.id_type.name}:0x{self.data.hex()}"
+
+
+_PREFIXES = {
+    "fqdn": IdType.ID_FQDN,
+    "email": IdType.ID_RFC822_ADDR,
+    "rfc822": IdType.ID_RFC822_ADDR,
+    "keyid": IdType.ID_KEY_ID,
+    "ipv4": IdType.ID_IPV4_ADDR,
+    "ipv6": IdType.ID_IPV6_ADDR,
+}
+
+
+class AuthKind(StrEnum):
+    PSK = "psk"
+    PUBKEY = "pubkey"
+
+
+class Mode(StrEnum):
+    TUNNEL = "tunnel"
+    TRANSPORT = "transport"
+
+
+class StartAction(StrEnum):
+    NONE = "none"
+    INITIATE = "initiate"
+    TRAP = "trap"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """One side's authentication. `id` None on the remote side means any identity."""
+
+    id: Identity | None
+    auth: AuthKind = AuthKind.PSK
+    psk: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TsConfig:
+    """A traffic selector as configured. `dynamic` = this side's outer address (/32 or /128)."""
+
+    selector: TrafficSelector | None = None
+    dynamic: bool = False
+
+    def resolve(self, outer_address: str) -> TrafficSelector:
+        if self.dynamic or self.selector is None:
+            return TrafficSelector.from_network(outer_address)
+        return self.selector
+
+
+@dataclass(frozen=True, slots=True)
+class ChildConfig:
+    name: str
+    local_ts: tuple[TsConfig, ...] = (TsConfig(dynamic=True),)
+    remote_ts: tuple[TsConfig, ...] = (TsConfig(dynamic=True),)
+    mode: Mode = Mode.TUNNEL
+    esp_proposals: tuple[ProposalSpec, ...] = ()
+    start_action: StartAction = StartAction.NONE
+    replay_window: int = 32
+    install_policies: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RetransmitConfig:
+    """RFC 7296 §2.4 retransmission: timeout·base^n, capped, `tries` retransmissions."""
+
+    timeout: float = 4.0
+    base: float = 1.8
+    tries: int = 5
+    max_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    name: str
+    local_addrs: tuple[str, ...]
+    remote_addrs: tuple[str, ...]
+    local: AuthConfig
+    remote: AuthConfig
+    ike_proposals: tuple[ProposalSpec, ...] = ()
+    children: tuple[ChildConfig, ...] = ()
+    local_port: int | None = None  # None: EngineConfig.ike_port
+    remote_port: int | None = None  # None: EngineConfig.ike_port
+    encap: bool = False
+    mobike: bool = True
+    fragmentation: bool = True
+    send_initial_contact: bool = True
+    retransmit: RetransmitConfig = field(default_factory=RetransmitConfig)
+
+    def child(self, name: str) -> ChildConfig:
+        for c in self.children:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Daemon-wide knobs the core needs."""
+
+    ike_port: int = 500
+    natt_port: int = 4500
+    nonce_size: int = 32
+    half_open_timeout: float = 30.0
+    cookie_threshold: int = 1000
+    response_cache_time: float = 300.0

@@ -1,0 +1,283 @@
+"""CHILD_SA negotiation inside an exchange (RFC 7296 §1.3, §2.9, §2.17): proposals,
+traffic-selector narrowing, transport mode, KEYMAT and the kernel install."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ikev2.config.model import ChildConfig, Mode
+from ikev2.core.events import ChildSaDeleted, ChildSaEstablished, ChildSaFailed
+from ikev2.core.negotiation import Selected, check_choice, select, to_proposals
+from ikev2.core.sa import ChildSa, ChildState, IkeSa
+from ikev2.crypto.encr import get_encr
+from ikev2.crypto.integ import get_integ
+from ikev2.crypto.keys import derive_child_keys
+from ikev2.crypto.proposals import default_proposals, suite_name
+from ikev2.errors import IkeError, InvalidSyntax, KernelError, NoProposalChosen
+from ikev2.kernel.base import ChildSaSpec
+from ikev2.protocol.enums import NotifyType, ProtocolId, TransformType
+from ikev2.protocol.payloads import SA, Notify, Proposal, TSi, TSr
+from ikev2.protocol.ts import TrafficSelector, is_subset, narrow
+
+if TYPE_CHECKING:
+    from ikev2.core.engine import Engine
+
+log = logging.getLogger("ikev2.core")
+_ESP = ProtocolId.ESP
+
+
+@dataclass(slots=True)
+class ChildRequest:
+    """What we offered for a CHILD_SA we initiate, kept until the response."""
+
+    config: ChildConfig
+    spi_in: int
+    proposals: tuple[Proposal, ...]
+    tsi: tuple[TrafficSelector, ...]
+    tsr: tuple[TrafficSelector, ...]
+    transport: bool
+
+
+def esp_proposals(cfg: ChildConfig) -> tuple:
+    return cfg.esp_proposals or default_proposals(ProtocolId.ESP)
+
+
+def build_request(engine: Engine, sa: IkeSa, cfg: ChildConfig) -> list:
+    """SA, TSi, TSr (+ USE_TRANSPORT_MODE) for a CHILD_SA we initiate (§1.3.1, §2.9)."""
+    spi = engine.kernel.alloc_spi(sa.local[0], sa.remote[0], _ESP)
+    proposals = to_proposals(esp_proposals(cfg), _ESP, spi.to_bytes(4, "big"))
+    tsi = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+    tsr = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
+    transport = cfg.mode == Mode.TRANSPORT
+    sa.child_request = ChildRequest(cfg, spi, proposals, tsi, tsr, transport)
+    out: list = [Notify(ProtocolId.NONE, NotifyType.USE_TRANSPORT_MODE)] if transport else []
+    out += [SA(proposals), TSi(tsi), TSr(tsr)]
+    return out
+
+
+def complete_request(
+    engine: Engine, sa: IkeSa, payloads: list, now: float, *, emit: bool = True
+) -> ChildSa | None:
+    """The responder's answer to our CHILD_SA request: check, derive, install (§2.9, §2.17)."""
+    req = sa.child_request
+    if req is None:
+        return None
+    sa.child_request = None
+    sa_p = tsi = tsr = None
+    transport = False
+    error: str | None = None
+    for p in payloads:
+        if isinstance(p, SA):
+            sa_p = p
+        elif isinstance(p, TSi):
+            tsi = p
+        elif isinstance(p, TSr):
+            tsr = p
+        elif isinstance(p, Notify):
+            if p.type == NotifyType.USE_TRANSPORT_MODE:
+                transport = True
+            elif p.type < 16384 and error is None:
+                error = _name(p.type)
+    if sa_p is None or tsi is None or tsr is None:
+        _release(engine, sa, req.spi_in)
+        reason = f"peer refused the CHILD_SA: {error}" if error else "no CHILD_SA in response"
+        _failed(engine, sa, req.config.name, reason, error)
+        return None
+    try:
+        sel = check_choice(sa_p.proposals, req.proposals, _ESP)
+        if len(sel.spi) != 4 or sel.spi == b"\0\0\0\0":
+            raise InvalidSyntax("responder's ESP SPI is not 4 non-zero octets")
+        if not (is_subset(tsi.selectors, req.tsi) and is_subset(tsr.selectors, req.tsr)):
+            raise NoProposalChosen("responder widened the traffic selectors (7296-80)")
+        if req.transport != transport:
+            raise NoProposalChosen(
+                "responder did not accept transport mode" if req.transport
+                else "responder sent USE_TRANSPORT_MODE we did not ask for"
+            )
+    except IkeError as e:
+        _release(engine, sa, req.spi_in)
+        _failed(engine, sa, req.config.name, str(e), e.notify.name if e.notify else None)
+        from ikev2.core import informational
+
+        informational.delete_children_by_spi(engine, sa, [req.spi_in], now)
+        return None
+    return _install(
+        engine, sa, req.config, sel, req.spi_in, int.from_bytes(sel.spi, "big"),
+        tsi.selectors, tsr.selectors, transport, now, emit=emit,
+    )
+
+
+def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list, object]:
+    """Answer a CHILD_SA request (§1.3.1, §2.9). Returns (payloads, established ChildSa or
+    None); a CHILD_SA failure is a notify in the response, never a failed IKE SA."""
+    sa_p = tsi = tsr = None
+    transport = False
+    for p in payloads:
+        if isinstance(p, SA):
+            sa_p = p
+        elif isinstance(p, TSi):
+            tsi = p
+        elif isinstance(p, TSr):
+            tsr = p
+        elif isinstance(p, Notify) and p.type == NotifyType.USE_TRANSPORT_MODE:
+            transport = True
+    if sa_p is None:
+        return [], None
+    if tsi is None or tsr is None:
+        raise InvalidSyntax("CHILD_SA request without TSi/TSr")
+    conn = sa.conn
+    assert conn is not None
+    chosen = None
+    for cfg in conn.children:
+        ours_remote = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
+        ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+        n_tsi = narrow(tsi.selectors, ours_remote)
+        n_tsr = narrow(tsr.selectors, ours_local)
+        if n_tsi and n_tsr:
+            chosen = (cfg, n_tsi, n_tsr)
+            break
+    name = conn.children[0].name if conn.children else "?"
+    if chosen is None:
+        return _refuse(engine, sa, name, NotifyType.TS_UNACCEPTABLE,
+                       "traffic selectors unacceptable: "
+                       f"{_ts(tsi.selectors)} === {_ts(tsr.selectors)}")
+    cfg, n_tsi, n_tsr = chosen
+    try:
+        sel = select(sa_p.proposals, esp_proposals(cfg), _ESP)
+    except NoProposalChosen as e:
+        return _refuse(engine, sa, cfg.name, NotifyType.NO_PROPOSAL_CHOSEN, str(e))
+    if len(sel.spi) != 4 or sel.spi == b"\0\0\0\0":
+        raise InvalidSyntax("initiator's ESP SPI is not 4 non-zero octets")
+    if cfg.mode == Mode.TRANSPORT and not transport:
+        return _refuse(engine, sa, cfg.name, NotifyType.NO_PROPOSAL_CHOSEN,
+                       "we require transport mode, the peer asked for tunnel mode")
+    use_transport = transport and cfg.mode == Mode.TRANSPORT
+    try:
+        spi_in = engine.kernel.alloc_spi(sa.local[0], sa.remote[0], _ESP)
+    except KernelError as e:
+        return _refuse(engine, sa, cfg.name, NotifyType.NO_PROPOSAL_CHOSEN,
+                       f"kernel refused an SPI: {e}")
+    child = _install(
+        engine, sa, cfg, sel, spi_in, int.from_bytes(sel.spi, "big"), n_tsr, n_tsi,
+        use_transport, now, emit=False,
+    )
+    if child is None:
+        return [Notify(ProtocolId.NONE, NotifyType.NO_PROPOSAL_CHOSEN)], None
+    out: list = (
+        [Notify(ProtocolId.NONE, NotifyType.USE_TRANSPORT_MODE)] if use_transport else []
+    )
+    out += [SA((sel.proposal(_ESP, spi_in.to_bytes(4, "big")),)), TSi(n_tsi), TSr(n_tsr)]
+    return out, child
+
+
+def _install(
+    engine: Engine, sa: IkeSa, cfg: ChildConfig, sel: Selected, spi_in: int, spi_out: int,
+    local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...],
+    transport: bool, now: float, *, emit: bool = True,
+) -> ChildSa | None:
+    """KEYMAT (§2.17: initiator→responder keys first) and the kernel install."""
+    encr_t = sel.get(TransformType.ENCR)
+    integ_t = sel.get(TransformType.INTEG)
+    esn_t = sel.get(TransformType.ESN)
+    assert encr_t is not None
+    encr = get_encr(encr_t[1], encr_t[2])
+    integ = get_integ(integ_t[1]) if integ_t is not None else None
+    # TSi/TSr are the initiator's/responder's; for the KEYMAT only the nonces matter
+    keys = derive_child_keys(sa.prf, sa.sk_d, sa.ni, sa.nr, encr, integ)
+    if sa.initiator:
+        e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
+    else:
+        e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+    spec = ChildSaSpec(
+        reqid=engine.new_reqid(),
+        protocol=_ESP,
+        mode="transport" if transport else "tunnel",
+        local=sa.local[0],
+        remote=sa.remote[0],
+        spi_in=spi_in,
+        spi_out=spi_out,
+        encr_id=encr_t[1],
+        encr_key_bits=encr_t[2],
+        integ_id=integ_t[1] if integ_t is not None else 0,
+        esn=esn_t is not None and esn_t[1] == 1,
+        encr_key_in=e_in,
+        encr_key_out=e_out,
+        integ_key_in=a_in,
+        integ_key_out=a_out,
+        local_ts=local_ts,
+        remote_ts=remote_ts,
+        encap=(sa.local[1], sa.remote[1]) if sa.encap else None,
+        replay_window=cfg.replay_window,
+        install_policies=cfg.install_policies,
+    )
+    suite = suite_name(sel.transforms)
+    try:
+        engine.kernel.install_child(spec)
+    except KernelError as e:
+        _release(engine, sa, spi_in)
+        _failed(engine, sa, cfg.name, f"kernel install failed: {e}", None)
+        return None
+    child = ChildSa(engine.new_child_id(), cfg, spec, suite, now)
+    sa.children[child.child_id] = child
+    log.info(
+        "CHILD_SA %s{%d} installed SPIs %08x_i %08x_o %s %s %s === %s%s", cfg.name,
+        child.child_id, spi_in, spi_out, suite, spec.mode, _ts(local_ts), _ts(remote_ts),
+        " (UDP-encapsulated)" if spec.encap else "",
+    )
+    if emit:
+        engine.emit(ChildSaEstablished(sa.ike_id, child.info()))
+    return child
+
+
+def remove(engine: Engine, sa: IkeSa, child: ChildSa, reason: str) -> None:
+    if child.state == ChildState.DELETED:
+        return
+    child.state = ChildState.DELETED
+    sa.children.pop(child.child_id, None)
+    try:
+        engine.kernel.remove_child(child.spec)
+    except KernelError as e:
+        log.warning("CHILD_SA %s{%d} kernel removal failed: %s", child.config.name,
+                    child.child_id, e)
+    engine.emit(ChildSaDeleted(sa.ike_id, child.child_id, child.config.name, reason))
+
+
+def remove_all(engine: Engine, sa: IkeSa, reason: str = "IKE SA deleted") -> None:
+    for c in list(sa.children.values()):
+        remove(engine, sa, c, reason)
+
+
+def abandon_request(engine: Engine, sa: IkeSa) -> None:
+    req = sa.child_request
+    sa.child_request = None
+    if req is not None:
+        _release(engine, sa, req.spi_in)
+
+
+def _refuse(engine: Engine, sa: IkeSa, name: str, notify: NotifyType, reason: str):
+    _failed(engine, sa, name, reason, notify.name)
+    return [Notify(ProtocolId.NONE, notify)], None
+
+
+def _failed(engine: Engine, sa: IkeSa, name: str, reason: str, notify: str | None) -> None:
+    log.info("CHILD_SA %s of IKE_SA %s[%d] failed: %s", name, sa.name, sa.ike_id, reason)
+    engine.emit(ChildSaFailed(sa.ike_id, name, reason, notify))
+
+
+def _release(engine: Engine, sa: IkeSa, spi: int) -> None:
+    with contextlib.suppress(KernelError):
+        engine.kernel.release_spi(sa.local[0], spi, _ESP)
+
+
+def _ts(selectors: tuple[TrafficSelector, ...]) -> str:
+    return ",".join(str(t) for t in selectors)
+
+
+def _name(t: int) -> str:
+    try:
+        return NotifyType(t).name
+    except ValueError:
+        return f"notify {t}"

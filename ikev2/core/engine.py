@@ -1,0 +1,451 @@
+"""The sans-IO IKEv2 engine: datagrams, time and commands in; datagrams, kernel calls and
+events out. No sockets, no clock, no RNG of its own (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import logging
+from collections import deque
+from collections.abc import Callable
+from itertools import count
+
+from ikev2.config.model import ConnectionConfig, EngineConfig
+from ikev2.core import child, cookies, ike_auth, ike_init, informational
+from ikev2.core.events import (
+    Datagram,
+    Endpoint,
+    Event,
+    IkeSaDeleted,
+    IkeSaFailed,
+    IkeSaInfo,
+)
+from ikev2.core.sa import IkeSa, IkeState, Pending
+from ikev2.errors import DropMessage, IkeError, IntegrityError, InvalidMajorVersion, InvalidSyntax
+from ikev2.kernel.base import KernelPort
+from ikev2.protocol.codec import build_message
+from ikev2.protocol.enums import ExchangeType, IkeFlags, NotifyType, ProtocolId
+from ikev2.protocol.header import HEADER_LEN, Header, parse_header
+from ikev2.protocol.payloads import Notify
+from ikev2.protocol.sk import protect, unprotect
+
+log = logging.getLogger("ikev2.core")
+
+_I = int(IkeFlags.INITIATOR)
+_R = int(IkeFlags.RESPONSE)
+_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_AUTH = int(ExchangeType.IKE_AUTH)
+
+RequestHandler = Callable[..., list]
+REQUEST_HANDLERS: dict[int, RequestHandler] = {
+    ExchangeType.IKE_AUTH: ike_auth.handle_request,
+    ExchangeType.INFORMATIONAL: informational.handle_request,
+}
+
+
+class Engine:
+    """One IKEv2 endpoint: all IKE SAs of a daemon. Drive it with receive_datagram,
+    handle_timer and the commands; drain datagrams_to_send, next_event, get_timer."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        kernel: KernelPort,
+        random_bytes: Callable[[int], bytes],
+        source_for: Callable[[str], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.kernel = kernel
+        self.random = random_bytes
+        self.source_for = source_for
+        self.connections: dict[str, ConnectionConfig] = {}
+        self.by_spi: dict[bytes, IkeSa] = {}
+        self.by_id: dict[int, IkeSa] = {}
+        self.half_open: dict[tuple[bytes, str, int], IkeSa] = {}
+        self.cookies = cookies.CookieJar(random_bytes(32))
+        self._out: list[Datagram] = []
+        self._events: deque[Event] = deque()
+        self._timers: list[tuple[float, int, int]] = []
+        self._seq = count()
+        self._ids = count(1)
+        self._child_ids = count(1)
+        self._reqids = count(1)
+        self._err_tokens = 20.0
+        self._err_time = 0.0
+
+    # -- commands -----------------------------------------------------------------------
+    def load_connection(self, conn: ConnectionConfig) -> None:
+        self.connections[conn.name] = conn
+
+    def unload_connection(self, name: str) -> None:
+        del self.connections[name]
+
+    def initiate(self, name: str, now: float) -> int:
+        """Start an IKE SA (with its first CHILD_SA) for connection `name` (RFC 7296 §1.2)."""
+        conn = self.connections[name]
+        if not conn.remote_addrs or conn.remote_addrs[0] in ("%any", "0.0.0.0", "::"):
+            raise ValueError(f"connection {name!r} has no remote address to initiate to")
+        remote_addr = conn.remote_addrs[0]
+        local_addr = self._local_address(conn, remote_addr)
+        port = self.config.ike_port
+        sa = IkeSa(
+            next(self._ids),
+            True,
+            (local_addr, conn.local_port or port),
+            (remote_addr, conn.remote_port or port),
+            conn,
+        )
+        sa.spi_i = self.new_ike_spi()
+        self.by_spi[sa.spi_i] = sa
+        self.by_id[sa.ike_id] = sa
+        ike_init.start(self, sa, now)
+        return sa.ike_id
+
+    def terminate(self, ike_id: int, now: float) -> None:
+        """Delete an IKE SA and its CHILD_SAs (RFC 7296 §1.4.1)."""
+        sa = self.by_id.get(ike_id)
+        if sa is None:
+            raise KeyError(ike_id)
+        informational.delete_ike_sa(self, sa, now, "terminated locally")
+
+    def shutdown(self, now: float) -> None:
+        for sa in list(self.by_id.values()):
+            informational.delete_ike_sa(self, sa, now, "daemon shutting down")
+
+    # -- outputs ------------------------------------------------------------------------
+    def datagrams_to_send(self) -> list[Datagram]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        timers = self._timers
+        while timers:
+            deadline, _, ike_id = timers[0]
+            sa = self.by_id.get(ike_id)
+            if sa is not None and sa.deadline == deadline:
+                return deadline
+            heapq.heappop(timers)
+        return None
+
+    def ike_sas(self) -> list[IkeSaInfo]:
+        return [sa.info() for sa in self.by_id.values()]
+
+    def ike_sa(self, ike_id: int) -> IkeSaInfo | None:
+        sa = self.by_id.get(ike_id)
+        return sa.info() if sa is not None else None
+
+    # -- input --------------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, local: Endpoint, remote: Endpoint, now: float) -> None:
+        try:
+            header = parse_header(data)
+        except InvalidMajorVersion:
+            self._answer_bad_version(data, local, remote, now)
+            return
+        except DropMessage as e:
+            log.debug("dropped datagram from %s[%d]: %s", remote[0], remote[1], e)
+            return
+        try:
+            if header.exchange == _SA_INIT:
+                if header.flags & _R:
+                    self._on_response(self.by_spi.get(header.spi_i), header, data, now)
+                else:
+                    ike_init.handle_request(self, header, data, local, remote, now)
+                return
+            sa = self._lookup(header)
+            if sa is None:
+                log.debug(
+                    "dropped %s for unknown IKE SA %s_i %s_r from %s",
+                    _exchange_name(header.exchange), header.spi_i.hex(), header.spi_r.hex(),
+                    remote[0],
+                )
+                return
+            if header.flags & _R:
+                self._on_response(sa, header, data, now)
+            else:
+                self._on_request(sa, header, data, local, remote, now)
+        except DropMessage as e:
+            log.debug("dropped message from %s[%d]: %s", remote[0], remote[1], e)
+
+    def handle_timer(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, ike_id = heapq.heappop(timers)
+            sa = self.by_id.get(ike_id)
+            if sa is None or sa.deadline != deadline:
+                continue
+            sa.deadline = None
+            self._on_sa_timer(sa, now)
+
+    # -- plumbing used by the handlers --------------------------------------------------
+    def new_ike_spi(self) -> bytes:
+        while True:
+            spi = self.random(8)
+            if spi != b"\0" * 8 and spi not in self.by_spi:
+                return spi
+
+    def new_child_id(self) -> int:
+        return next(self._child_ids)
+
+    def new_reqid(self) -> int:
+        return next(self._reqids)
+
+    def new_ike_id(self) -> int:
+        return next(self._ids)
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def send(self, data: bytes, local: Endpoint, remote: Endpoint) -> None:
+        self._out.append(Datagram(data, local, remote))
+
+    def arm(self, sa: IkeSa, deadline: float | None) -> None:
+        sa.deadline = deadline
+        if deadline is not None:
+            heapq.heappush(self._timers, (deadline, next(self._seq), sa.ike_id))
+
+    def send_request(
+        self,
+        sa: IkeSa,
+        exchange: int,
+        payloads: list,
+        on_response: Callable[..., None] | None,
+        now: float,
+    ) -> None:
+        """Send a request, or queue it while one is outstanding (window size 1, §2.3)."""
+        if sa.pending is not None:
+            sa.queue.append((exchange, payloads, on_response))
+            return
+        message_id = sa.next_id_out
+        if exchange == _SA_INIT:
+            data = build_message(sa.spi_i, sa.spi_r, exchange, _I, 0, payloads)
+            sa.init_request = data
+            sa.next_id_out = 1
+        else:
+            sa.next_id_out += 1
+            data = self._protect(sa, exchange, 0, message_id, payloads)
+        rt = sa.conn.retransmit if sa.conn else None
+        timeout = rt.timeout if rt else 4.0
+        sa.pending = Pending(message_id, exchange, [data], on_response, now + timeout)
+        self.arm(sa, sa.pending.deadline)
+        self.send(data, sa.local, sa.remote)
+
+    def send_oneshot(self, sa: IkeSa, exchange: int, payloads: list) -> None:
+        """A request we will not retransmit (the IKE_AUTH failure report of §2.21.2)."""
+        message_id = sa.next_id_out
+        sa.next_id_out += 1
+        self.send(self._protect(sa, exchange, 0, message_id, payloads), sa.local, sa.remote)
+
+    def _protect(
+        self, sa: IkeSa, exchange: int, flags: int, message_id: int, payloads: list
+    ) -> bytes:
+        if sa.initiator:
+            flags |= _I
+        crypter = sa.crypter_out
+        return protect(
+            sa.spi_i, sa.spi_r, exchange, flags, message_id, payloads, crypter,
+            self.random(crypter.iv_size),
+        )
+
+    def remove(self, sa: IkeSa, reason: str, *, notify: str | None = None) -> None:
+        """Forget an IKE SA and everything below it; report it once."""
+        if sa.state == IkeState.DELETED and sa.ike_id not in self.by_id:
+            return
+        child.remove_all(self, sa)
+        if sa.child_request is not None:
+            child.abandon_request(self, sa)
+        sa.state = IkeState.DELETED
+        sa.deadline = None
+        sa.pending = None
+        sa.queue.clear()
+        self.by_id.pop(sa.ike_id, None)
+        if self.by_spi.get(sa.local_spi) is sa:
+            del self.by_spi[sa.local_spi]
+        if not sa.initiator:
+            key = (sa.spi_i, *sa.init_remote) if sa.init_remote else None
+            if key is not None and self.half_open.get(key) is sa:
+                del self.half_open[key]
+        if sa.established_at is None:
+            log.info("IKE_SA %s[%d] failed: %s", sa.name, sa.ike_id, reason)
+            self.emit(IkeSaFailed(sa.ike_id, sa.name, reason, notify))
+        else:
+            log.info("IKE_SA %s[%d] deleted: %s", sa.name, sa.ike_id, reason)
+            self.emit(IkeSaDeleted(sa.ike_id, sa.name, reason))
+
+    def error_response(
+        self, header: Header, notify: NotifyType, data: bytes, local: Endpoint, remote: Endpoint,
+        now: float,
+    ) -> None:
+        """An unprotected error answer to an IKE_SA_INIT request, rate-limited (§2.21.1,
+        7296-87)."""
+        if not self._may_answer(now):
+            return
+        msg = build_message(
+            header.spi_i, b"\0" * 8, _SA_INIT, _R, 0,
+            [Notify(ProtocolId.NONE, notify, b"", data)],
+        )
+        self.send(msg, local, remote)
+
+    # -- internals ----------------------------------------------------------------------
+    def _local_address(self, conn: ConnectionConfig, remote_addr: str) -> str:
+        for addr in conn.local_addrs:
+            if addr not in ("%any", "0.0.0.0", "::"):
+                return addr
+        if self.source_for is not None:
+            return self.source_for(remote_addr)
+        version = ipaddress.ip_address(remote_addr).version
+        return "127.0.0.1" if version == 4 else "::1"
+
+    def _lookup(self, header: Header) -> IkeSa | None:
+        if header.flags & _I:  # sent by the original initiator: we are the responder
+            sa = self.by_spi.get(header.spi_r)
+            if sa is None or sa.initiator or sa.spi_i != header.spi_i:
+                return None
+        else:
+            sa = self.by_spi.get(header.spi_i)
+            if sa is None or not sa.initiator or sa.spi_r != header.spi_r:
+                return None
+        return sa
+
+    def _on_response(self, sa: IkeSa | None, header: Header, data: bytes, now: float) -> None:
+        """Match a response to our outstanding request (§2.1); anything else is dropped."""
+        if sa is None:
+            raise DropMessage("response for no IKE SA of ours")
+        pending = sa.pending
+        if pending is None or pending.message_id != header.message_id:
+            raise DropMessage(f"unexpected response with message ID {header.message_id}")
+        if pending.exchange != header.exchange:
+            raise DropMessage(f"response of type {header.exchange} to a {pending.exchange}")
+        if header.exchange == _SA_INIT:
+            from ikev2.protocol.codec import decode_payloads
+
+            try:
+                payloads = decode_payloads(header.next_payload, memoryview(data)[HEADER_LEN:])
+            except IkeError as e:
+                raise DropMessage(f"malformed IKE_SA_INIT response: {e}") from e
+        else:
+            try:
+                payloads = unprotect(data, header, sa.crypter_in)
+            except IntegrityError as e:
+                raise DropMessage(f"integrity check failed: {e}") from e
+            except IkeError as e:
+                sa.pending = None
+                self.remove(sa, f"malformed {_exchange_name(header.exchange)} response: {e}")
+                return
+        sa.pending = None
+        sa.deadline = None
+        if pending.on_response is not None:
+            pending.on_response(self, sa, header, payloads, data, now)
+        if sa.state != IkeState.DELETED and sa.pending is None and sa.queue:
+            exchange, payloads, cb = sa.queue.pop(0)
+            self.send_request(sa, exchange, payloads, cb, now)
+
+    def _on_request(
+        self, sa: IkeSa, header: Header, data: bytes, local: Endpoint, remote: Endpoint,
+        now: float,
+    ) -> None:
+        """Window 1 responder (§2.1, §2.3): the next ID is processed, the previous one is
+        answered from the cache if it is the same request, anything else is dropped."""
+        message_id = header.message_id
+        if message_id != sa.next_id_in:
+            last = sa.last_response
+            if last is not None and last[0] == message_id and hash(data) == sa.last_request_hash:
+                for d in last[1]:
+                    self.send(d, local, remote)
+                return
+            raise DropMessage(
+                f"request with message ID {message_id}, expected {sa.next_id_in}"
+            )
+        handler = REQUEST_HANDLERS.get(header.exchange)
+        if handler is None:
+            raise DropMessage(f"unsupported exchange type {header.exchange}")
+        try:
+            payloads = unprotect(data, header, sa.crypter_in)
+        except IntegrityError as e:
+            raise DropMessage(f"integrity check failed: {e}") from e
+        except IkeError as e:  # authenticated but malformed: answer it (7296-84/88)
+            payloads = None
+            error: IkeError | None = e
+        else:
+            error = None
+        sa.next_id_in = message_id + 1
+        fatal = False
+        if error is None:
+            try:
+                response = handler(self, sa, header, payloads, local, remote, now)
+            except IkeError as e:
+                error = e
+        if error is not None:
+            log.info(
+                "IKE_SA %s[%d] %s request failed: %s", sa.name, sa.ike_id,
+                _exchange_name(header.exchange), error,
+            )
+            response = (
+                [Notify(ProtocolId.NONE, error.notify, b"", error.data)] if error.notify else []
+            )
+            fatal = header.exchange == _AUTH or isinstance(error, InvalidSyntax)
+        data_out = self._protect(sa, header.exchange, _R, message_id, response)
+        sa.last_response = (message_id, [data_out])
+        sa.last_request_hash = hash(data)
+        self.send(data_out, local, remote)
+        if fatal:
+            self.remove(sa, str(error), notify=error.notify.name if error.notify else None)
+        elif sa.state == IkeState.DELETED:
+            informational.finish_delete(self, sa)
+
+    def _on_sa_timer(self, sa: IkeSa, now: float) -> None:
+        pending = sa.pending
+        if pending is not None:
+            rt = sa.conn.retransmit if sa.conn else None
+            tries = rt.tries if rt else 5
+            if pending.sent > tries:
+                what = _exchange_name(pending.exchange)
+                sa.pending = None
+                if sa.state == IkeState.DELETING:
+                    self.remove(sa, "peer did not answer our delete")
+                else:
+                    self.remove(sa, f"peer not responding ({what}, {pending.sent} sends)")
+                return
+            timeout = rt.timeout if rt else 4.0
+            base = rt.base if rt else 1.8
+            cap = rt.max_interval if rt else 60.0
+            for d in pending.datagrams:
+                self.send(d, sa.local, sa.remote)
+            pending.deadline = now + min(timeout * base**pending.sent, cap)
+            pending.sent += 1
+            log.debug(
+                "IKE_SA %s[%d] retransmit %d of %s", sa.name, sa.ike_id, pending.sent - 1,
+                _exchange_name(pending.exchange),
+            )
+            self.arm(sa, pending.deadline)
+        elif sa.state != IkeState.ESTABLISHED:
+            self.remove(sa, "half-open IKE SA timed out")
+
+    def _may_answer(self, now: float) -> bool:
+        self._err_tokens = min(20.0, self._err_tokens + (now - self._err_time) * 10.0)
+        self._err_time = now
+        if self._err_tokens < 1.0:
+            return False
+        self._err_tokens -= 1.0
+        return True
+
+    def _answer_bad_version(
+        self, data: bytes, local: Endpoint, remote: Endpoint, now: float
+    ) -> None:
+        """INVALID_MAJOR_VERSION, unprotected, with version 2 in our header (7296-81)."""
+        if len(data) < HEADER_LEN or data[19] & _R or not self._may_answer(now):
+            return
+        msg = build_message(
+            bytes(data[0:8]), bytes(data[8:16]), data[18], _R, int.from_bytes(data[20:24], "big"),
+            [Notify(ProtocolId.NONE, NotifyType.INVALID_MAJOR_VERSION, b"", b"")],
+        )
+        self.send(msg, local, remote)
+
+
+def _exchange_name(exchange: int) -> str:
+    try:
+        return ExchangeType(exchange).name
+    except ValueError:
+        return f"exchange {exchange}"

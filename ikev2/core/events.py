@@ -1,0 +1,106 @@
+"""What the core reports (aioquic-style small frozen dataclasses). The daemon logs them,
+the API publishes them; snapshots are plain values, never live SA objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaInfo:
+    child_id: int
+    name: str
+    reqid: int
+    protocol: str  # "esp" | "ah"
+    mode: str  # "tunnel" | "transport"
+    spi_in: int
+    spi_out: int
+    suite: str  # strongSwan proposal syntax, e.g. "aes128gcm16-noesn"
+    local_ts: tuple[str, ...]
+    remote_ts: tuple[str, ...]
+    encap: bool
+    state: str
+    installed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaInfo:
+    ike_id: int
+    name: str
+    state: str
+    initiator: bool
+    local: Endpoint
+    remote: Endpoint
+    local_id: str
+    remote_id: str
+    spi_i: int
+    spi_r: int
+    suite: str  # e.g. "aes128gcm16-prfsha256-x25519"
+    nat_local: bool
+    nat_remote: bool
+    encap: bool
+    mobike: bool
+    established_at: float | None
+    children: tuple[ChildSaInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaEstablished:
+    ike: IkeSaInfo
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaFailed:
+    """Establishment failed; nothing of this IKE SA remains."""
+
+    ike_id: int
+    name: str
+    reason: str
+    notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaDeleted:
+    ike_id: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaEstablished:
+    ike_id: int
+    child: ChildSaInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaFailed:
+    ike_id: int
+    name: str
+    reason: str
+    notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaDeleted:
+    ike_id: int
+    child_id: int
+    name: str
+    reason: str
+
+
+Event = (
+    IkeSaEstablished | IkeSaFailed | IkeSaDeleted | ChildSaEstablished | ChildSaFailed
+    | ChildSaDeleted
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """A UDP datagram to send. `data` excludes the non-ESP marker; the daemon adds it when
+    either port is the NAT-T port (RFC 3948 §2.2)."""
+
+    data: bytes
+    local: Endpoint
+    remote: Endpoint

@@ -1,0 +1,217 @@
+"""IKE_AUTH, both roles (RFC 7296 §1.2, §2.15 shared-key AUTH, §2.21.2 failures)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+
+from ikev2.config.model import ConnectionConfig, Identity
+from ikev2.core import child
+from ikev2.core.events import ChildSaEstablished, IkeSaEstablished
+from ikev2.core.sa import IkeSa, IkeState
+from ikev2.crypto.auth import psk_auth, signed_octets
+from ikev2.errors import AuthenticationFailed, InvalidSyntax, KernelError
+from ikev2.protocol.enums import AuthMethod, ExchangeType, IdType, NotifyType, ProtocolId
+from ikev2.protocol.header import Header
+from ikev2.protocol.payloads import AUTH, IDi, IDr, Notify
+
+if TYPE_CHECKING:
+    from ikev2.core.engine import Engine
+    from ikev2.core.events import Endpoint
+
+log = logging.getLogger("ikev2.core")
+_AUTH = ExchangeType.IKE_AUTH
+
+
+def _own_identity(conn: ConnectionConfig, local_addr: str) -> Identity:
+    if conn.local.id is not None:
+        return conn.local.id
+    ip = ipaddress.ip_address(local_addr)
+    return Identity(IdType.ID_IPV4_ADDR if ip.version == 4 else IdType.ID_IPV6_ADDR, ip.packed)
+
+
+def _psk(conn: ConnectionConfig, *, ours: bool) -> bytes:
+    side = conn.local if ours else conn.remote
+    psk = side.psk if side.psk is not None else (conn.remote if ours else conn.local).psk
+    if psk is None:
+        raise AuthenticationFailed(f"connection {conn.name!r} has no pre-shared key")
+    return psk
+
+
+# -- initiator ----------------------------------------------------------------------------
+def start(engine: Engine, sa: IkeSa, now: float) -> None:
+    """Our IKE_AUTH request: IDi, [IDr], AUTH, SAi2, TSi, TSr (§1.2)."""
+    conn = sa.conn
+    assert conn is not None
+    ident = _own_identity(conn, sa.local[0])
+    sa.local_id = ident
+    idi = IDi(ident.id_type, ident.data)
+    octets = signed_octets(sa.init_request, sa.nr, sa.prf, sa.sk_pi, idi.rest())
+    payloads: list = [idi]
+    if conn.send_initial_contact and not _has_other_sa(engine, sa):
+        payloads.append(Notify(ProtocolId.NONE, NotifyType.INITIAL_CONTACT))
+    if conn.remote.id is not None:
+        payloads.append(IDr(conn.remote.id.id_type, conn.remote.id.data))
+    payloads.append(AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), octets)))
+    if conn.mobike:
+        payloads.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
+    if conn.children:
+        try:
+            payloads += child.build_request(engine, sa, conn.children[0])
+        except KernelError as e:
+            log.warning("IKE_SA %s[%d]: no CHILD_SA, kernel refused an SPI: %s",
+                        sa.name, sa.ike_id, e)
+    engine.send_request(sa, _AUTH, payloads, on_response, now)
+
+
+def on_response(
+    engine: Engine, sa: IkeSa, header: Header, payloads: list, data: bytes, now: float
+) -> None:
+    """Verify the responder (§2.15) before installing anything (7296-27)."""
+    conn = sa.conn
+    assert conn is not None
+    idr = auth = None
+    error = None
+    mobike = False
+    for p in payloads:
+        if isinstance(p, IDr):
+            idr = p
+        elif isinstance(p, AUTH):
+            auth = p
+        elif isinstance(p, Notify):
+            if p.type == NotifyType.MOBIKE_SUPPORTED:
+                mobike = True
+            elif p.type < 16384 and error is None:
+                error = p.type
+    if idr is None or auth is None:
+        name = NotifyType(error).name if error in NotifyType._value2member_map_ else str(error)
+        engine.remove(sa, f"peer refused IKE_AUTH: {name}", notify=name)
+        return
+    peer = Identity(IdType(idr.id_type) if idr.id_type in IdType._value2member_map_
+                    else idr.id_type, idr.data)
+    try:
+        if conn.remote.id is not None and peer != conn.remote.id:
+            raise AuthenticationFailed(f"peer identity {peer} is not {conn.remote.id}")
+        if auth.method != AuthMethod.PSK:
+            raise AuthenticationFailed(f"peer used auth method {auth.method}, we expect PSK")
+        octets = signed_octets(sa.init_response, sa.ni, sa.prf, sa.sk_pr, idr.rest())
+        expected = psk_auth(sa.prf, _psk(conn, ours=False), octets)
+        if not hmac.compare_digest(expected, auth.data):
+            raise AuthenticationFailed(f"AUTH payload of {peer} does not verify (wrong PSK?)")
+    except AuthenticationFailed as e:
+        # report it in a separate INFORMATIONAL, then delete (7296-83)
+        engine.send_oneshot(
+            sa, ExchangeType.INFORMATIONAL,
+            [Notify(ProtocolId.NONE, NotifyType.AUTHENTICATION_FAILED)],
+        )
+        engine.remove(sa, str(e), notify="AUTHENTICATION_FAILED")
+        return
+    sa.remote_id = peer
+    sa.mobike = conn.mobike and mobike
+    new_child = child.complete_request(engine, sa, payloads, now, emit=False)
+    _established(engine, sa, now)
+    if new_child is not None:
+        engine.emit(ChildSaEstablished(sa.ike_id, new_child.info()))
+
+
+# -- responder ----------------------------------------------------------------------------
+def handle_request(
+    engine: Engine, sa: IkeSa, header: Header, payloads: list, local: Endpoint,
+    remote: Endpoint, now: float,
+) -> list:
+    """Authenticate the initiator, pick the connection by identity, answer (§1.2, §2.15)."""
+    if sa.state != IkeState.INIT_DONE or sa.initiator:
+        raise InvalidSyntax("IKE_AUTH on an IKE SA that is not waiting for it")
+    idi = idr = auth = None
+    initial_contact = mobike = False
+    for p in payloads:
+        if isinstance(p, IDi):
+            idi = p
+        elif isinstance(p, IDr):
+            idr = p
+        elif isinstance(p, AUTH):
+            auth = p
+        elif isinstance(p, Notify):
+            if p.type == NotifyType.INITIAL_CONTACT:
+                initial_contact = True
+            elif p.type == NotifyType.MOBIKE_SUPPORTED:
+                mobike = True
+    if idi is None or auth is None:
+        raise AuthenticationFailed("IKE_AUTH request without IDi or AUTH (EAP not offered)")
+    peer = Identity(IdType(idi.id_type) if idi.id_type in IdType._value2member_map_
+                    else idi.id_type, idi.data)
+    wanted = Identity(idr.id_type, idr.data) if idr is not None else None
+    conn = _pick_connection(sa, peer, wanted)
+    if auth.method != AuthMethod.PSK:
+        raise AuthenticationFailed(f"{peer} used auth method {auth.method}, we expect PSK")
+    octets = signed_octets(sa.init_request, sa.nr, sa.prf, sa.sk_pi, idi.rest())
+    if not hmac.compare_digest(psk_auth(sa.prf, _psk(conn, ours=False), octets), auth.data):
+        raise AuthenticationFailed(f"AUTH payload of {peer} does not verify (wrong PSK?)")
+    sa.conn = conn
+    sa.remote_id = peer
+    ident = _own_identity(conn, local[0])
+    sa.local_id = ident
+    sa.mobike = conn.mobike and mobike
+    sa.local, sa.remote = local, remote  # the initiator may have moved to 4500 (§2.23)
+    sa.encap = sa.encap or conn.encap
+    if initial_contact:
+        _initial_contact(engine, sa)
+    own = IDr(ident.id_type, ident.data)
+    mine = signed_octets(sa.init_response, sa.ni, sa.prf, sa.sk_pr, own.rest())
+    out: list = [own, AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), mine))]
+    if sa.mobike:
+        out.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
+    child_payloads, new_child = child.respond(engine, sa, payloads, now)
+    out += child_payloads
+    _established(engine, sa, now)
+    if new_child is not None:
+        engine.emit(ChildSaEstablished(sa.ike_id, new_child.info()))
+    return out
+
+
+def _pick_connection(sa: IkeSa, peer: Identity, wanted: Identity | None) -> ConnectionConfig:
+    for c in sa.candidates:
+        if c.remote.id is not None and c.remote.id != peer:
+            continue
+        if wanted is not None and c.local.id is not None and c.local.id != wanted:
+            continue
+        return c
+    raise AuthenticationFailed(f"no connection accepts peer identity {peer}")
+
+
+def _established(engine: Engine, sa: IkeSa, now: float) -> None:
+    sa.state = IkeState.ESTABLISHED
+    sa.established_at = now
+    sa.init_request = sa.init_response = b""
+    if not sa.initiator and sa.init_remote is not None:
+        key = (sa.spi_i, *sa.init_remote)
+        if engine.half_open.get(key) is sa:
+            del engine.half_open[key]
+    engine.arm(sa, None)
+    log.info(
+        "IKE_SA %s[%d] established %s[%d]-%s[%d] %s-%s SPIs %s_i %s_r %s%s", sa.name, sa.ike_id,
+        *sa.local, *sa.remote, sa.local_id, sa.remote_id, sa.spi_i.hex(), sa.spi_r.hex(),
+        sa.suite, " NAT-T" if sa.encap else "",
+    )
+    engine.emit(IkeSaEstablished(sa.info()))
+
+
+def _has_other_sa(engine: Engine, sa: IkeSa) -> bool:
+    return any(
+        o is not sa and o.conn is sa.conn and o.state == IkeState.ESTABLISHED
+        for o in engine.by_id.values()
+    )
+
+
+def _initial_contact(engine: Engine, sa: IkeSa) -> None:
+    """Drop other IKE SAs of the same authenticated identity (7296-71)."""
+    for other in list(engine.by_id.values()):
+        if (
+            other is not sa
+            and other.remote_id == sa.remote_id
+            and other.conn is sa.conn
+            and other.state == IkeState.ESTABLISHED
+        ):
+            engine.remove(other, "replaced: peer sent INITIAL_CONTACT")

@@ -1,0 +1,307 @@
+"""IKE_SA_INIT, both roles (RFC 7296 §1.2, §2.6 cookies, §3.4 INVALID_KE_PAYLOAD)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ikev2.core import ike_auth, natd
+from ikev2.core.events import Endpoint
+from ikev2.core.negotiation import Selected, check_choice, select, to_proposals
+from ikev2.core.sa import IkeSa, IkeState
+from ikev2.crypto.dh import get_group
+from ikev2.crypto.encr import get_encr
+from ikev2.crypto.integ import get_integ
+from ikev2.crypto.keys import derive_ike_keys
+from ikev2.crypto.prf import get_prf
+from ikev2.crypto.proposals import default_proposals, suite_name
+from ikev2.crypto.sk import make_sk_crypter
+from ikev2.errors import DropMessage, IkeError, InvalidSyntax, NoProposalChosen
+from ikev2.protocol.codec import build_message, decode_payloads
+from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId, TransformType
+from ikev2.protocol.header import HEADER_LEN, Header
+from ikev2.protocol.payloads import KE, SA, Nonce, Notify
+
+if TYPE_CHECKING:
+    from ikev2.config.model import ConnectionConfig
+    from ikev2.core.engine import Engine
+
+log = logging.getLogger("ikev2.core")
+
+_INIT = ExchangeType.IKE_SA_INIT
+_ZERO_SPI = b"\0" * 8
+_MAX_RETRIES = 5
+
+
+def ike_proposals(conn: ConnectionConfig) -> tuple:
+    return conn.ike_proposals or default_proposals(ProtocolId.IKE)
+
+
+# -- initiator ----------------------------------------------------------------------------
+def start(engine: Engine, sa: IkeSa, now: float) -> None:
+    """Send (or re-send after COOKIE / INVALID_KE_PAYLOAD) our IKE_SA_INIT request (§1.2)."""
+    conn = sa.conn
+    assert conn is not None
+    specs = ike_proposals(conn)
+    if not sa.dh_group:
+        sa.dh_group = next(t[1] for t in specs[0] if t[0] == TransformType.DH)
+    sa.dh = get_group(sa.dh_group).generate(engine.random)
+    if not sa.ni:
+        sa.ni = engine.random(engine.config.nonce_size)
+    payloads: list = []
+    if sa.cookie is not None:
+        payloads.append(Notify(ProtocolId.NONE, NotifyType.COOKIE, b"", sa.cookie))
+    payloads += [
+        SA(to_proposals(specs, ProtocolId.IKE)),
+        KE(sa.dh_group, sa.dh.public),
+        Nonce(sa.ni),
+    ]
+    fake = engine.random(20) if conn.encap else None
+    payloads += natd.payloads(sa.spi_i, _ZERO_SPI, sa.local, sa.remote, fake)
+    if conn.fragmentation:
+        payloads.append(Notify(ProtocolId.NONE, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    sa.next_id_out = 0
+    engine.send_request(sa, _INIT, payloads, on_response, now)
+    log.info(
+        "IKE_SA %s[%d] initiating %s[%d] -> %s[%d]", sa.name, sa.ike_id, *sa.local, *sa.remote
+    )
+
+
+def on_response(
+    engine: Engine, sa: IkeSa, header: Header, payloads: list, data: bytes, now: float
+) -> None:
+    """Process the IKE_SA_INIT response (§1.2, §2.6, §3.4, §2.23) and go on to IKE_AUTH."""
+    conn = sa.conn
+    assert conn is not None
+    notifies = [p for p in payloads if isinstance(p, Notify)]
+    for n in notifies:
+        if n.type == NotifyType.COOKIE:
+            return _retry(engine, sa, now, cookie=n.data)
+    for n in notifies:
+        if n.type == NotifyType.INVALID_KE_PAYLOAD:
+            group = int.from_bytes(n.data[:2], "big") if len(n.data) >= 2 else 0
+            offered = {t[1] for spec in ike_proposals(conn) for t in spec if t[0] == 4}
+            if group not in offered or group == sa.dh_group:
+                engine.remove(
+                    sa, f"peer asked for DH group {group} which we did not propose",
+                    notify="INVALID_KE_PAYLOAD",
+                )
+                return None
+            log.info("IKE_SA %s[%d] peer prefers DH group %d, retrying", sa.name, sa.ike_id, group)
+            return _retry(engine, sa, now, group=group)
+    for n in notifies:
+        if n.type < 16384:
+            name = _notify_name(n.type)
+            engine.remove(sa, f"peer answered IKE_SA_INIT with {name}", notify=name)
+            return None
+    try:
+        sa_p = _one(payloads, SA)
+        ke = _one(payloads, KE)
+        nonce = _one(payloads, Nonce)
+        if header.spi_r == _ZERO_SPI:
+            raise InvalidSyntax("responder SPI is zero")
+        sel = check_choice(sa_p.proposals, to_proposals(ike_proposals(conn), ProtocolId.IKE),
+                           ProtocolId.IKE)
+        group = sel.get(TransformType.DH)
+        if group is None or group[1] != sa.dh_group or ke.group != sa.dh_group:
+            raise NoProposalChosen(f"responder's KE group {ke.group} is not the one we sent")
+        shared = sa.dh.shared_secret(ke.data)
+    except IkeError as e:
+        engine.remove(sa, f"bad IKE_SA_INIT response: {e}",
+                      notify=e.notify.name if e.notify else None)
+        return None
+    sa.spi_r = header.spi_r
+    sa.nr = nonce.data
+    sa.init_response = data
+    sa.dh = None
+    setup_keys(sa, sel, shared)
+    present, nat_local, nat_remote = natd.check(notifies, sa.spi_i, sa.spi_r, sa.local, sa.remote)
+    sa.nat_local, sa.nat_remote = nat_local, nat_remote
+    sa.encap = conn.encap or nat_local or nat_remote
+    if present and (sa.encap or conn.mobike):
+        natt = engine.config.natt_port
+        sa.local = (sa.local[0], natt)
+        sa.remote = (sa.remote[0], natt)
+    sa.state = IkeState.INIT_DONE
+    ike_auth.start(engine, sa, now)
+    return None
+
+
+def _retry(
+    engine: Engine, sa: IkeSa, now: float, *, cookie: bytes | None = None, group: int = 0
+) -> None:
+    """Retry with the same SPIi and Message ID 0 (7296-45, 7296-47, 7296-48)."""
+    sa.init_retries += 1
+    if sa.init_retries > _MAX_RETRIES:
+        engine.remove(sa, "too many COOKIE / INVALID_KE_PAYLOAD rounds")
+        return
+    if cookie is not None:
+        sa.cookie = cookie
+    if group:
+        sa.dh_group = group
+    start(engine, sa, now)
+
+
+# -- responder ----------------------------------------------------------------------------
+def handle_request(
+    engine: Engine, header: Header, data: bytes, local: Endpoint, remote: Endpoint, now: float
+) -> None:
+    """An IKE_SA_INIT request: answer, or drop silently where §3.1 says so (7296-93)."""
+    if not header.flags & 0x08 or header.spi_i == _ZERO_SPI:
+        raise DropMessage("IKE_SA_INIT request without I flag or with zero SPIi")
+    if header.spi_r != _ZERO_SPI or header.message_id != 0:
+        raise DropMessage("IKE_SA_INIT request with non-zero SPIr or message ID")
+    key = (header.spi_i, remote[0], remote[1])
+    existing = engine.half_open.get(key)
+    if existing is not None:
+        if existing.init_request == data and existing.last_response is not None:
+            for d in existing.last_response[1]:  # a retransmission (7296-42)
+                engine.send(d, local, remote)
+            return
+        raise DropMessage("IKE_SA_INIT with a SPIi already in use from this address")
+    try:
+        payloads = decode_payloads(header.next_payload, memoryview(data)[HEADER_LEN:])
+    except IkeError as e:
+        log.info("malformed IKE_SA_INIT from %s[%d]: %s", remote[0], remote[1], e)
+        if e.notify is not None:
+            engine.error_response(header, e.notify, e.data, local, remote, now)
+        return
+    try:
+        _respond(engine, header, data, payloads, local, remote, key, now)
+    except IkeError as e:
+        log.info("IKE_SA_INIT from %s[%d] refused: %s", remote[0], remote[1], e)
+        if e.notify is not None:
+            engine.error_response(header, e.notify, e.data, local, remote, now)
+
+
+def _respond(
+    engine: Engine, header: Header, data: bytes, payloads: list, local: Endpoint,
+    remote: Endpoint, key: tuple[bytes, str, int], now: float,
+) -> None:
+    sa_p = _one(payloads, SA)
+    ke = _one(payloads, KE)
+    nonce = _one(payloads, Nonce)
+    notifies = [p for p in payloads if isinstance(p, Notify)]
+    candidates = tuple(
+        c for c in engine.connections.values() if _matches(c.local_addrs, local[0])
+        and _matches(c.remote_addrs, remote[0])
+    )
+    if not candidates:
+        raise NoProposalChosen(f"no connection for {local[0]} <- {remote[0]}")
+    if len(engine.half_open) >= engine.config.cookie_threshold:
+        cookie = next((n.data for n in notifies if n.type == NotifyType.COOKIE), None)
+        if cookie is None or not engine.cookies.verify(cookie, nonce.data, remote[0], header.spi_i):
+            _send_cookie(engine, header, nonce.data, local, remote, now)
+            return
+    sel: Selected | None = None
+    for conn in candidates:
+        try:
+            sel = select(sa_p.proposals, ike_proposals(conn), ProtocolId.IKE, ke.group)
+            break
+        except NoProposalChosen:
+            continue
+    if sel is None:
+        raise NoProposalChosen("no acceptable IKE proposal")
+    group = sel.get(TransformType.DH)
+    assert group is not None
+    if ke.group != group[1]:
+        raise _invalid_ke(group[1])
+    dh = get_group(group[1]).generate(engine.random)
+    shared = dh.shared_secret(ke.data)
+
+    sa = IkeSa(engine.new_ike_id(), False, local, remote, None)
+    sa.candidates = candidates
+    sa.spi_i = header.spi_i
+    sa.spi_r = engine.new_ike_spi()
+    sa.ni = nonce.data
+    sa.nr = engine.random(engine.config.nonce_size)
+    sa.dh_group = group[1]
+    sa.init_remote = remote
+    setup_keys(sa, sel, shared)
+    present, nat_local, nat_remote = natd.check(notifies, sa.spi_i, _ZERO_SPI, local, remote)
+    sa.nat_local, sa.nat_remote = nat_local, nat_remote
+    sa.encap = nat_local or nat_remote
+    out = [SA((sel.proposal(ProtocolId.IKE, b""),)), KE(group[1], dh.public), Nonce(sa.nr)]
+    if present:
+        out += natd.payloads(sa.spi_i, sa.spi_r, local, remote)
+    if any(n.type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies) and any(
+        c.fragmentation for c in candidates
+    ):
+        out.append(Notify(ProtocolId.NONE, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    response = build_message(sa.spi_i, sa.spi_r, _INIT, 0x20, 0, out)
+    sa.init_request = data
+    sa.init_response = response
+    sa.next_id_in = 1
+    sa.last_response = (0, [response])
+    sa.last_request_hash = hash(data)
+    sa.state = IkeState.INIT_DONE
+    engine.by_spi[sa.spi_r] = sa
+    engine.by_id[sa.ike_id] = sa
+    engine.half_open[key] = sa
+    engine.arm(sa, now + engine.config.half_open_timeout)
+    engine.send(response, local, remote)
+
+
+def _send_cookie(
+    engine: Engine, header: Header, ni: bytes, local: Endpoint, remote: Endpoint, now: float
+) -> None:
+    """Keep no state; answer N(COOKIE) only (7296-44)."""
+    cookie = engine.cookies.make(ni, remote[0], header.spi_i)
+    engine.error_response(header, NotifyType.COOKIE, cookie, local, remote, now)
+
+
+def _invalid_ke(group: int) -> IkeError:
+    from ikev2.errors import InvalidKePayload
+
+    return InvalidKePayload(f"peer's KE uses another group, we want {group}", group)
+
+
+def _matches(addrs: tuple[str, ...], addr: str) -> bool:
+    if not addrs:
+        return True
+    return any(a in ("%any", "0.0.0.0", "::", addr) or _in_prefix(a, addr) for a in addrs)
+
+
+def _in_prefix(prefix: str, addr: str) -> bool:
+    if "/" not in prefix:
+        return False
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(addr) in ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        return False
+
+
+# -- shared -------------------------------------------------------------------------------
+def setup_keys(sa: IkeSa, sel: Selected, shared: bytes) -> None:
+    """SKEYSEED and SK_* (§2.14); SK crypters for both directions."""
+    encr_t = sel.get(TransformType.ENCR)
+    prf_t = sel.get(TransformType.PRF)
+    integ_t = sel.get(TransformType.INTEG)
+    assert encr_t is not None and prf_t is not None
+    prf = get_prf(prf_t[1])
+    encr = get_encr(encr_t[1], encr_t[2])
+    integ = get_integ(integ_t[1]) if integ_t is not None else None
+    keys = derive_ike_keys(prf, encr, integ, sa.ni, sa.nr, sa.spi_i, sa.spi_r, shared)
+    crypt_i = make_sk_crypter(encr, keys.sk_ei, integ, keys.sk_ai)
+    crypt_r = make_sk_crypter(encr, keys.sk_er, integ, keys.sk_ar)
+    sa.crypter_out, sa.crypter_in = (crypt_i, crypt_r) if sa.initiator else (crypt_r, crypt_i)
+    sa.prf = prf
+    sa.sk_d, sa.sk_pi, sa.sk_pr = keys.sk_d, keys.sk_pi, keys.sk_pr
+    sa.transforms = sel.transforms
+    sa.suite = suite_name(sel.transforms)
+
+
+def _one(payloads: list, cls: type):
+    for p in payloads:
+        if isinstance(p, cls):
+            return p
+    raise InvalidSyntax(f"{cls.__name__} payload missing")
+
+
+def _notify_name(t: int) -> str:
+    try:
+        return NotifyType(t).name
+    except ValueError:
+        return f"notify {t}"

@@ -1,0 +1,95 @@
+"""INFORMATIONAL (RFC 7296 §1.4): deletes of IKE and CHILD SAs, liveness, error reports."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ikev2.core import child
+from ikev2.core.sa import ChildState, IkeSa, IkeState
+from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId
+from ikev2.protocol.header import Header
+from ikev2.protocol.payloads import Delete, Notify
+
+if TYPE_CHECKING:
+    from ikev2.core.engine import Engine
+    from ikev2.core.events import Endpoint
+
+log = logging.getLogger("ikev2.core")
+_INFO = ExchangeType.INFORMATIONAL
+
+
+def handle_request(
+    engine: Engine, sa: IkeSa, header: Header, payloads: list, local: Endpoint,
+    remote: Endpoint, now: float,
+) -> list:
+    """Answer every INFORMATIONAL request (7296-32); deletes per §1.4.1."""
+    out: list = []
+    for p in payloads:
+        if isinstance(p, Delete):
+            if p.protocol == ProtocolId.IKE:
+                sa.state = IkeState.DELETED  # the engine removes it after answering
+                sa.pending = None
+                return []
+            if p.protocol in (ProtocolId.ESP, ProtocolId.AH):
+                ours = _delete_children(engine, sa, p.spis)
+                if ours:
+                    out.append(Delete(p.protocol, tuple(ours)))
+        elif isinstance(p, Notify) and p.type < 16384:
+            if p.type == NotifyType.AUTHENTICATION_FAILED and sa.state == IkeState.ESTABLISHED:
+                log.info("IKE_SA %s[%d]: peer rejected our AUTH", sa.name, sa.ike_id)
+                sa.state = IkeState.DELETED
+                return []
+            log.info("IKE_SA %s[%d]: peer reports %s", sa.name, sa.ike_id, _name(p.type))
+    return out
+
+
+def finish_delete(engine: Engine, sa: IkeSa) -> None:
+    engine.remove(sa, "deleted by peer")
+
+
+def _delete_children(engine: Engine, sa: IkeSa, spis: tuple[bytes, ...]) -> list[bytes]:
+    """Delete the CHILD_SAs whose outbound SPI the peer names; return our inbound SPIs,
+    except for SAs we are deleting ourselves (crossing deletes, 7296-33)."""
+    ours: list[bytes] = []
+    for raw in spis:
+        spi = int.from_bytes(raw, "big")
+        for c in list(sa.children.values()):
+            if c.spec.spi_out == spi:
+                crossing = c.state == ChildState.DELETING
+                child.remove(engine, sa, c, "deleted by peer")
+                if not crossing:
+                    ours.append(c.spec.spi_in.to_bytes(4, "big"))
+                break
+    return ours
+
+
+def delete_ike_sa(engine: Engine, sa: IkeSa, now: float, reason: str) -> None:
+    """Remove the kernel state now, tell the peer, forget the SA on the answer (§1.4.1)."""
+    if sa.state == IkeState.DELETED:
+        return
+    if sa.state != IkeState.ESTABLISHED:
+        engine.remove(sa, reason)
+        return
+    child.remove_all(engine, sa, reason)
+    sa.state = IkeState.DELETING
+    sa.queue.clear()  # queued work is moot; an exchange in flight finishes first (window 1)
+    engine.send_request(
+        sa, _INFO, [Delete(ProtocolId.IKE)],
+        lambda e, s, h, p, d, n: e.remove(s, reason), now,
+    )
+
+
+def delete_children_by_spi(engine: Engine, sa: IkeSa, spis_in: list[int], now: float) -> None:
+    """Ask the peer to delete CHILD_SAs identified by our inbound SPIs (§1.4.1)."""
+    engine.send_request(
+        sa, _INFO, [Delete(ProtocolId.ESP, tuple(s.to_bytes(4, "big") for s in spis_in))],
+        None, now,
+    )
+
+
+def _name(t: int) -> str:
+    try:
+        return NotifyType(t).name
+    except ValueError:
+        return f"notify {t}"

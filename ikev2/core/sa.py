@@ -1,0 +1,225 @@
+"""IKE SA and CHILD_SA state (RFC 7296 §2). Plain slotted objects owned by the engine;
+the outside world only ever sees the snapshots in `ikev2.core.events`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ikev2.config.model import ChildConfig, ConnectionConfig, Identity
+from ikev2.core.events import ChildSaInfo, Endpoint, IkeSaInfo
+
+if TYPE_CHECKING:
+    from ikev2.kernel.base import ChildSaSpec
+
+
+class IkeState(StrEnum):
+    CREATED = "CREATED"  # initiator, IKE_SA_INIT not yet answered
+    INIT_DONE = "CONNECTING"  # keys derived, IKE_AUTH in progress
+    ESTABLISHED = "ESTABLISHED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+class ChildState(StrEnum):
+    INSTALLED = "INSTALLED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+# (exchange, payloads, on_response) — a request waiting for the window (RFC 7296 §2.3)
+QueuedRequest = tuple[int, list[Any], Callable[..., None] | None]
+
+
+class Pending:
+    """Our one outstanding request (window size 1) and its retransmission state (§2.1, §2.4)."""
+
+    __slots__ = ("datagrams", "deadline", "exchange", "message_id", "on_response", "sent")
+
+    def __init__(
+        self,
+        message_id: int,
+        exchange: int,
+        datagrams: list[bytes],
+        on_response: Callable[..., None] | None,
+        deadline: float,
+    ) -> None:
+        self.message_id = message_id
+        self.exchange = exchange
+        self.datagrams = datagrams
+        self.on_response = on_response
+        self.deadline = deadline
+        self.sent = 1
+
+
+class ChildSa:
+    __slots__ = (
+        "child_id",
+        "config",
+        "established_at",
+        "proposal",
+        "spec",
+        "state",
+        "suite",
+    )
+
+    def __init__(
+        self, child_id: int, config: ChildConfig, spec: ChildSaSpec, suite: str, now: float
+    ) -> None:
+        self.child_id = child_id
+        self.config = config
+        self.spec = spec
+        self.suite = suite
+        self.state = ChildState.INSTALLED
+        self.established_at = now
+        self.proposal = None
+
+    def info(self) -> ChildSaInfo:
+        s = self.spec
+        return ChildSaInfo(
+            child_id=self.child_id,
+            name=self.config.name,
+            reqid=s.reqid,
+            protocol="esp" if s.protocol == 3 else "ah",
+            mode=s.mode,
+            spi_in=s.spi_in,
+            spi_out=s.spi_out,
+            suite=self.suite,
+            local_ts=tuple(str(t) for t in s.local_ts),
+            remote_ts=tuple(str(t) for t in s.remote_ts),
+            encap=s.encap is not None,
+            state=self.state.value,
+            installed_at=self.established_at,
+        )
+
+
+class IkeSa:
+    """One IKE SA, from the first IKE_SA_INIT to its deletion."""
+
+    __slots__ = (
+        "auth_octets_peer",
+        "candidates",
+        "child_request",
+        "children",
+        "conn",
+        "cookie",
+        "crypter_in",
+        "crypter_out",
+        "deadline",
+        "dh",
+        "dh_group",
+        "encap",
+        "established_at",
+        "ike_id",
+        "init_remote",
+        "init_request",
+        "init_response",
+        "init_retries",
+        "initiator",
+        "last_request_hash",
+        "last_response",
+        "local",
+        "local_id",
+        "mobike",
+        "nat_local",
+        "nat_remote",
+        "next_id_in",
+        "next_id_out",
+        "ni",
+        "nr",
+        "pending",
+        "prf",
+        "queue",
+        "remote",
+        "remote_id",
+        "sk_d",
+        "sk_pi",
+        "sk_pr",
+        "spi_i",
+        "spi_r",
+        "state",
+        "suite",
+        "transforms",
+    )
+
+    def __init__(
+        self,
+        ike_id: int,
+        initiator: bool,
+        local: Endpoint,
+        remote: Endpoint,
+        conn: ConnectionConfig | None,
+    ) -> None:
+        self.ike_id = ike_id
+        self.initiator = initiator
+        self.local = local
+        self.remote = remote
+        self.conn = conn
+        self.candidates: tuple[ConnectionConfig, ...] = ()
+        self.state = IkeState.CREATED
+        self.spi_i = b""
+        self.spi_r = b"\0" * 8
+        self.ni = b""
+        self.nr = b""
+        self.dh: Any = None
+        self.dh_group = 0
+        self.cookie: bytes | None = None
+        self.init_request = b""
+        self.init_remote: Endpoint | None = None
+        self.init_retries = 0
+        self.init_response = b""
+        self.auth_octets_peer = b""
+        self.prf: Any = None
+        self.transforms: tuple[tuple[int, int, int | None], ...] = ()
+        self.suite = ""
+        self.sk_d = b""
+        self.sk_pi = b""
+        self.sk_pr = b""
+        self.crypter_in: Any = None
+        self.crypter_out: Any = None
+        self.next_id_out = 0
+        self.next_id_in = 0
+        self.pending: Pending | None = None
+        self.queue: list[QueuedRequest] = []
+        self.last_response: tuple[int, list[bytes]] | None = None
+        self.last_request_hash = 0
+        self.children: dict[int, ChildSa] = {}
+        self.child_request: Any = None
+        self.local_id: Identity | None = None
+        self.remote_id: Identity | None = None
+        self.nat_local = False
+        self.nat_remote = False
+        self.encap = False
+        self.mobike = False
+        self.established_at: float | None = None
+        self.deadline: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.conn.name if self.conn is not None else "?"
+
+    @property
+    def local_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+    def info(self) -> IkeSaInfo:
+        return IkeSaInfo(
+            ike_id=self.ike_id,
+            name=self.name,
+            state=self.state.value,
+            initiator=self.initiator,
+            local=self.local,
+            remote=self.remote,
+            local_id=str(self.local_id) if self.local_id else "",
+            remote_id=str(self.remote_id) if self.remote_id else "",
+            spi_i=int.from_bytes(self.spi_i or b"\0", "big"),
+            spi_r=int.from_bytes(self.spi_r or b"\0", "big"),
+            suite=self.suite,
+            nat_local=self.nat_local,
+            nat_remote=self.nat_remote,
+            encap=self.encap,
+            mobike=self.mobike,
+            established_at=self.established_at,
+            children=tuple(c.info() for c in self.children.values()),
+        )
