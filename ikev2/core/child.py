@@ -132,7 +132,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     assert conn is not None
     chosen = None
     for cfg in conn.children:
-        ours_remote = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
+        ours_remote = _remote_selectors(sa, cfg, tsi.selectors)
         ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
         n_tsi = narrow(tsi.selectors, ours_remote)
         n_tsr = narrow(tsr.selectors, ours_local)
@@ -171,6 +171,20 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     )
     out += [SA((sel.proposal(_ESP, spi_in.to_bytes(4, "big")),)), TSi(n_tsi), TSr(n_tsr)]
     return out, child
+
+
+def _remote_selectors(
+    sa: IkeSa, cfg: ChildConfig, offered: tuple[TrafficSelector, ...]
+) -> tuple[TrafficSelector, ...]:
+    """Our policy for the peer's side. A 'dynamic' selector is the peer's address; behind a
+    NAT that is its private address, which only its own single-host TSi tells us (§2.23.1)."""
+    out: list[TrafficSelector] = []
+    for t in cfg.remote_ts:
+        if (t.dynamic or t.selector is None) and sa.nat_remote:
+            out += [o for o in offered if o.start_addr == o.end_addr]
+        else:
+            out.append(t.resolve(sa.remote[0]))
+    return tuple(out)
 
 
 def _install(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,8 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
     specs = ike_proposals(conn)
     if not sa.dh_group:
         sa.dh_group = next(t[1] for t in specs[0] if t[0] == TransformType.DH)
-    sa.dh = get_group(sa.dh_group).generate(engine.random)
+    if sa.dh is None:  # kept across a COOKIE retry: all but N(COOKIE) unchanged (7296-45)
+        sa.dh = get_group(sa.dh_group).generate(engine.random)
     if not sa.ni:
         sa.ni = engine.random(engine.config.nonce_size)
     payloads: list = []
@@ -56,7 +58,7 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
         KE(sa.dh_group, sa.dh.public),
         Nonce(sa.ni),
     ]
-    fake = engine.random(20) if conn.encap else None
+    fake = hashlib.sha1(b"fake NAT-D " + sa.spi_i).digest() if conn.encap else None
     payloads += natd.payloads(sa.spi_i, _ZERO_SPI, sa.local, sa.remote, fake)
     if conn.fragmentation:
         payloads.append(Notify(ProtocolId.NONE, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
@@ -139,6 +141,7 @@ def _retry(
         sa.cookie = cookie
     if group:
         sa.dh_group = group
+        sa.dh = None
     start(engine, sa, now)
 
 
