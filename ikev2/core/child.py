@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, Mode
 from ikev2.core.events import ChildSaDeleted, ChildSaEstablished, ChildSaFailed
-from ikev2.core.negotiation import Selected, check_choice, select, to_proposals
+from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
 from ikev2.core.sa import ChildSa, ChildState, IkeSa
 from ikev2.crypto.encr import get_encr
 from ikev2.crypto.integ import get_integ
 from ikev2.crypto.keys import derive_child_keys
-from ikev2.crypto.proposals import default_proposals, suite_name
+from ikev2.crypto.proposals import default_proposals
 from ikev2.errors import IkeError, InvalidSyntax, KernelError, NoProposalChosen
 from ikev2.kernel.base import ChildSaSpec
 from ikev2.protocol.enums import NotifyType, ProtocolId, TransformType
@@ -227,7 +227,7 @@ def _install(
         replay_window=cfg.replay_window,
         install_policies=cfg.install_policies,
     )
-    suite = suite_name(sel.transforms)
+    suite = suite_of(sel.transforms)
     try:
         engine.kernel.install_child(spec)
     except KernelError as e:
@@ -236,11 +236,12 @@ def _install(
         return None
     child = ChildSa(engine.new_child_id(), cfg, spec, suite, now)
     sa.children[child.child_id] = child
-    log.info(
-        "CHILD_SA %s{%d} installed SPIs %08x_i %08x_o %s %s %s === %s%s", cfg.name,
-        child.child_id, spi_in, spi_out, suite, spec.mode, _ts(local_ts), _ts(remote_ts),
-        " (UDP-encapsulated)" if spec.encap else "",
-    )
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "CHILD_SA %s{%d} installed SPIs %08x_i %08x_o %s %s %s === %s%s", cfg.name,
+            child.child_id, spi_in, spi_out, suite, spec.mode, _ts(local_ts), _ts(remote_ts),
+            " (UDP-encapsulated)" if spec.encap else "",
+        )
     if emit:
         engine.emit(ChildSaEstablished(sa.ike_id, child.info()))
     return child

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 from ikev2.core import ike_auth, natd
 from ikev2.core.events import Endpoint
-from ikev2.core.negotiation import Selected, check_choice, select, to_proposals
+from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
 from ikev2.core.sa import IkeSa, IkeState
 from ikev2.crypto.dh import get_group
 from ikev2.crypto.encr import get_encr
 from ikev2.crypto.integ import get_integ
 from ikev2.crypto.keys import derive_ike_keys
 from ikev2.crypto.prf import get_prf
-from ikev2.crypto.proposals import default_proposals, suite_name
+from ikev2.crypto.proposals import default_proposals
 from ikev2.crypto.sk import make_sk_crypter
 from ikev2.errors import DropMessage, IkeError, InvalidSyntax, NoProposalChosen
 from ikev2.protocol.codec import build_message, decode_payloads
@@ -293,7 +293,7 @@ def setup_keys(sa: IkeSa, sel: Selected, shared: bytes) -> None:
     sa.prf = prf
     sa.sk_d, sa.sk_pi, sa.sk_pr = keys.sk_d, keys.sk_pi, keys.sk_pr
     sa.transforms = sel.transforms
-    sa.suite = suite_name(sel.transforms)
+    sa.suite = suite_of(sel.transforms)
 
 
 def _one(payloads: list, cls: type):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ikev2.config.model import ProposalSpec, TransformSpec
+from ikev2.crypto.proposals import suite_name
 from ikev2.errors import InvalidSyntax, NoProposalChosen
 from ikev2.protocol.enums import EncrId, IntegId, ProtocolId, TransformType
 from ikev2.protocol.payloads import Proposal, Transform
@@ -182,3 +184,9 @@ def describe(offered: tuple[Proposal, ...]) -> str:
                                 for t in p.transforms)
         for p in offered
     )
+
+
+@lru_cache(maxsize=1024)
+def suite_of(transforms: tuple[TransformSpec, ...]) -> str:
+    """The strongSwan-syntax name of a negotiated transform set, e.g. 'aes128gcm16-x25519'."""
+    return suite_name(transforms)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 IPPROTO_ANY = 0
 IPPROTO_ICMP = 1
@@ -45,6 +46,14 @@ class TrafficSelector:
         cls, network: str, ip_proto: int = 0, start_port: int = 0, end_port: int = 65535
     ) -> TrafficSelector:
         """A selector for a CIDR prefix or a single address, e.g. '2001:db8::/32'."""
+        if ip_proto == 0 and start_port == 0 and end_port == 65535:
+            return _host_or_net(network)
+        return cls._from_network(network, ip_proto, start_port, end_port)
+
+    @classmethod
+    def _from_network(
+        cls, network: str, ip_proto: int, start_port: int, end_port: int
+    ) -> TrafficSelector:
         net = ipaddress.ip_network(network, strict=False)
         ts_type = TsType.TS_IPV4_ADDR_RANGE if net.version == 4 else TsType.TS_IPV6_ADDR_RANGE
         return cls(
@@ -99,6 +108,9 @@ class TrafficSelector:
         return self.start_addr <= self.end_addr and self.start_port <= self.end_port
 
     def __str__(self) -> str:
+        return _format(self)
+
+    def _format(self) -> str:
         nets = self.to_networks()
         addr = (
             str(nets[0])
@@ -146,6 +158,16 @@ class TrafficSelector:
             self.ts_type, self.ip_proto or other.ip_proto, start_port, end_port, start_addr,
             end_addr,
         )
+
+
+@lru_cache(maxsize=4096)
+def _host_or_net(network: str) -> TrafficSelector:
+    return TrafficSelector._from_network(network, 0, 0, 65535)
+
+
+@lru_cache(maxsize=8192)
+def _format(ts: TrafficSelector) -> str:
+    return ts._format()
 
 
 def narrow(
