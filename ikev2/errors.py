@@ -35,7 +35,11 @@ class UnsupportedCriticalPayload(IkeError):
 
 
 class InvalidMajorVersion(IkeError):
+    """Major version > 2: answered unprotected with version 2 (RFC 7296 §2.5). `header`
+    is the decoded header, set by the parser, so the answer can echo SPIs and message ID."""
+
     notify = NotifyType.INVALID_MAJOR_VERSION
+    header: object | None = None
 
 
 class IntegrityError(DropMessage):

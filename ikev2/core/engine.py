@@ -23,7 +23,7 @@ from ikev2.core.events import (
 from ikev2.core.sa import IkeSa, IkeState, Pending
 from ikev2.errors import DropMessage, IkeError, IntegrityError, InvalidMajorVersion, InvalidSyntax
 from ikev2.kernel.base import KernelPort
-from ikev2.protocol.codec import build_message
+from ikev2.protocol.codec import build_message, parse_message
 from ikev2.protocol.enums import ExchangeType, IkeFlags, NotifyType, ProtocolId
 from ikev2.protocol.header import HEADER_LEN, Header, parse_header
 from ikev2.protocol.payloads import Notify
@@ -319,10 +319,8 @@ class Engine:
         if pending.exchange != header.exchange:
             raise DropMessage(f"response of type {header.exchange} to a {pending.exchange}")
         if header.exchange == _SA_INIT:
-            from ikev2.protocol.codec import decode_payloads
-
             try:
-                payloads = decode_payloads(header.next_payload, memoryview(data)[HEADER_LEN:])
+                payloads = parse_message(data)[1]
             except IkeError as e:
                 raise DropMessage(f"malformed IKE_SA_INIT response: {e}") from e
         else:

@@ -18,9 +18,9 @@ from ikev2.crypto.prf import get_prf
 from ikev2.crypto.proposals import default_proposals
 from ikev2.crypto.sk import make_sk_crypter
 from ikev2.errors import DropMessage, IkeError, InvalidSyntax, NoProposalChosen
-from ikev2.protocol.codec import build_message, decode_payloads
+from ikev2.protocol.codec import build_message, parse_message
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId, TransformType
-from ikev2.protocol.header import HEADER_LEN, Header
+from ikev2.protocol.header import Header
 from ikev2.protocol.payloads import KE, SA, Nonce, Notify
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def handle_request(
             return
         raise DropMessage("IKE_SA_INIT with a SPIi already in use from this address")
     try:
-        payloads = decode_payloads(header.next_payload, memoryview(data)[HEADER_LEN:])
+        payloads = parse_message(data)[1]
     except IkeError as e:
         log.info("malformed IKE_SA_INIT from %s[%d]: %s", remote[0], remote[1], e)
         if e.notify is not None:
