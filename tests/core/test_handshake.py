@@ -209,3 +209,11 @@ def test_exchange_types_in_order() -> None:
         ("a", ExchangeType.IKE_SA_INIT), ("b", ExchangeType.IKE_SA_INIT),
         ("a", ExchangeType.IKE_AUTH), ("b", ExchangeType.IKE_AUTH),
     ]
+
+
+def test_default_proposals_both_sides() -> None:
+    """No proposals configured on either side: the 'default' sets negotiate."""
+    pair = Pair()
+    pair.connect(make_conn())
+    ia, ib, ca, cb = established(pair)
+    assert ia.suite == ib.suite and ca[0].child.suite == cb[0].child.suite
