@@ -10,8 +10,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ikev2.config.model import EngineConfig  # noqa: E402
-from tests.core.harness import Pair, esp, ike, make_conn, mirror  # noqa: E402
+from ikev2.config.model import EngineConfig
+from tests.core.harness import Pair, esp, ike, make_conn, mirror
 
 
 def main() -> None:
