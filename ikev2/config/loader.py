@@ -266,9 +266,8 @@ class _Table:
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.get(name, str, default)
         if value not in choices:
-            raise self.error(
-                name, f"{value!r} is not one of {', '.join(choices)}" + _did_you_mean(value, choices)
-            )
+            hint = _did_you_mean(value, choices)
+            raise self.error(name, f"{value!r} is not one of {', '.join(choices)}" + hint)
         return value
 
     def done(self) -> None:
@@ -487,11 +486,10 @@ class _Loader:
         children_t.done()
         t.done()
 
-        if any(c.start_action is StartAction.INITIATE for c in children):
-            if not concrete_remote:
-                raise t.error(
-                    "remote_addrs", f"start_action = \"initiate\" needs a peer address, not {ANY}"
-                )
+        if not concrete_remote and any(c.start_action is StartAction.INITIATE for c in children):
+            raise t.error(
+                "remote_addrs", f"start_action = \"initiate\" needs a peer address, not {ANY}"
+            )
         return ConnectionConfig(
             name=name,
             local_addrs=local_addrs,

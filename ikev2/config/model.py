@@ -95,6 +95,14 @@ class StartAction(StrEnum):
     TRAP = "trap"
 
 
+class DpdAction(StrEnum):
+    """What to do when the peer is found dead (RFC 7296 §2.4)."""
+
+    CLEAR = "clear"  # forget the SAs
+    RESTART = "restart"  # re-initiate the connection at once
+    HOLD = "hold"  # forget the SAs; re-initiate on demand (trap policies, kernel issue)
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """One side's authentication. `id` None on the remote side means any identity."""
@@ -127,6 +135,25 @@ class ChildConfig:
     start_action: StartAction = StartAction.NONE
     replay_window: int = 32
     install_policies: bool = True
+    rekey_time: float = 3600.0  # 0: never rekey
+    life_time: float | None = None  # hard expiry; default rekey_time * 1.1
+    rand_time: float | None = None  # rekey jitter; default life_time - rekey_time
+    rekey_bytes: int = 0  # soft byte/packet limits, enforced by the kernel (0: none)
+    rekey_packets: int = 0
+    life_bytes: int = 0
+    life_packets: int = 0
+
+    @property
+    def hard_time(self) -> float:
+        if self.life_time is not None:
+            return self.life_time
+        return self.rekey_time * 1.1
+
+    @property
+    def jitter(self) -> float:
+        if self.rand_time is not None:
+            return self.rand_time
+        return max(0.0, self.hard_time - self.rekey_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +182,28 @@ class ConnectionConfig:
     fragmentation: bool = True
     send_initial_contact: bool = True
     retransmit: RetransmitConfig = field(default_factory=RetransmitConfig)
+    rekey_time: float = 14400.0  # IKE SA rekey (§2.8); 0: never
+    reauth_time: float = 0.0  # reauthentication: a new IKE SA from scratch; 0: never
+    over_time: float | None = None  # hard expiry after rekey/reauth time; default 10 %
+    rand_time: float | None = None  # jitter subtracted from rekey/reauth; default over_time
+    dpd_delay: float = 0.0  # liveness check after this long without inbound traffic; 0: off
+    dpd_action: DpdAction = DpdAction.CLEAR
+
+    @property
+    def renew_time(self) -> float:
+        """When the IKE SA is rekeyed or reauthenticated, whichever comes first."""
+        times = [t for t in (self.rekey_time, self.reauth_time) if t > 0]
+        return min(times) if times else 0.0
+
+    @property
+    def margin(self) -> float:
+        if self.over_time is not None:
+            return self.over_time
+        return self.renew_time * 0.1
+
+    @property
+    def jitter(self) -> float:
+        return self.rand_time if self.rand_time is not None else self.margin
 
     def child(self, name: str) -> ChildConfig:
         for c in self.children:
@@ -171,5 +220,7 @@ class EngineConfig:
     natt_port: int = 4500
     nonce_size: int = 32
     half_open_timeout: float = 30.0
-    cookie_threshold: int = 1000
+    cookie_threshold: int = 1000  # half-open SAs above which IKE_SA_INIT needs a COOKIE
+    block_threshold: int = 0  # half-open SAs per peer address above which we drop; 0: off
+    cookie_rotation: float = 120.0  # seconds between cookie secret changes (§2.6)
     response_cache_time: float = 300.0

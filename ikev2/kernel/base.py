@@ -39,6 +39,10 @@ class ChildSaSpec:
     encap: tuple[int, int] | None = None  # UDP encapsulation (local port, remote port)
     replay_window: int = 32
     install_policies: bool = True
+    soft_bytes: int = 0  # kernel lifetimes (XFRM soft/hard byte and packet limits; 0 = none)
+    hard_bytes: int = 0
+    soft_packets: int = 0
+    hard_packets: int = 0
 
 
 @dataclass(frozen=True, slots=True)

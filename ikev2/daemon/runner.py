@@ -1,0 +1,261 @@
+"""The asyncio adapter: sockets → engine → (datagrams, events, timer) → sockets / log /
+state file. Everything IKE lives in the sans-IO engine; this module only moves bytes and
+keeps one timer armed (the aioquic `asyncio/protocol.py` shape)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ikev2.config.model import StartAction
+from ikev2.core.events import Datagram, Endpoint, IkeSaInfo
+from ikev2.daemon.eventlog import format_event
+from ikev2.daemon.settings import DaemonConfig
+from ikev2.daemon.sockets import (
+    NON_ESP_MARKER,
+    SocketSet,
+    UdpSocket,
+    classify_natt,
+    recv,
+    send,
+)
+from ikev2.daemon.statefile import write_state
+
+log = logging.getLogger("ikev2d")
+
+RECV_BATCH = 64  # datagrams read per wakeup before flushing (fairness between sockets)
+STATE_WRITE_DELAY = 0.05  # coalesce state-file rewrites after bursts of events
+SHUTDOWN_TIMEOUT = 2.0
+
+
+class EnginePort(Protocol):
+    """The part of `ikev2.core.engine.Engine` the daemon drives."""
+
+    def load_connection(self, conn: Any) -> None: ...
+    def initiate(self, name: str, now: float) -> int: ...
+    def terminate(self, ike_id: int, now: float) -> None: ...
+    def shutdown(self, now: float) -> None: ...
+    def receive_datagram(
+        self, data: bytes, local: Endpoint, remote: Endpoint, now: float
+    ) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def datagrams_to_send(self) -> list[Datagram]: ...
+    def next_event(self) -> Any: ...
+    def ike_sas(self) -> list[IkeSaInfo]: ...
+
+
+class Daemon:
+    """Drives one engine from asyncio. `clock` must be the loop's clock (time.monotonic)."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        engine: EnginePort,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sockets: SocketSet | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.sockets = sockets
+        self.natt_port = config.natt_port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._state_pending: asyncio.TimerHandle | None = None
+        self._idle: asyncio.Event | None = None
+        self._stopping = False
+        self.dropped = 0  # datagrams dropped because handling them raised
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def open_sockets(self) -> None:
+        """Bind all listen addresses on both ports (raises sockets.BindError)."""
+        if self.sockets is None:
+            self.sockets = SocketSet.open(
+                self.config.listen, self.config.ike_port, self.config.natt_port
+            )
+
+    def start(self) -> None:
+        """Register readers, load connections, initiate start_action=initiate ones."""
+        self.open_sockets()
+        assert self.sockets is not None
+        self._loop = asyncio.get_running_loop()
+        for us in self.sockets.sockets:
+            self._loop.add_reader(us.sock.fileno(), self._on_readable, us)
+        for conn in self.config.connections:
+            self.engine.load_connection(conn)
+        log.info(
+            "ikev2d listening on %s; %d connection(s) loaded: %s",
+            self.sockets.describe(), len(self.config.connections),
+            ", ".join(c.name for c in self.config.connections) or "none",
+        )
+        if self.config.state_file:
+            self._write_state()
+        for conn in self.config.connections:
+            actions = {c.start_action for c in conn.children}
+            if StartAction.TRAP in actions:
+                log.warning(
+                    "connection %s: start_action = \"trap\" is not supported yet; "
+                    "the child is loaded but nothing is trapped", conn.name,
+                )
+            if StartAction.INITIATE in actions:
+                self.initiate(conn.name)
+        self._after()
+
+    def initiate(self, name: str) -> int | None:
+        try:
+            ike_id = self.engine.initiate(name, self.clock())
+        except Exception:
+            log.exception("initiating connection %s failed", name)
+            return None
+        log.info("initiating connection %s: IKE_SA %s[%d]", name, name, ike_id)
+        self._after()
+        return ike_id
+
+    def terminate(self, ike_id: int) -> None:
+        try:
+            self.engine.terminate(ike_id, self.clock())
+        except Exception:
+            log.exception("terminating IKE_SA [%d] failed", ike_id)
+        self._after()
+
+    async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Delete every SA, send the deletes, wait (≤ timeout) for the answers, close."""
+        self._stopping = True
+        count = len(self.engine.ike_sas())
+        log.info("shutting down: deleting %d IKE_SA(s)", count)
+        self._idle = asyncio.Event()
+        try:
+            self.engine.shutdown(self.clock())
+        except Exception:
+            log.exception("engine shutdown failed")
+        self._after()
+        if count and not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                log.info(
+                    "no answer to %d delete(s) within %.1f s; closing anyway",
+                    len(self.engine.ike_sas()), timeout,
+                )
+        self.close()
+        log.info("ikev2d stopped")
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
+        if self._state_pending is not None:
+            self._state_pending.cancel()
+            self._state_pending = None
+        if self.sockets is not None:
+            if self._loop is not None:
+                for us in self.sockets.sockets:
+                    self._loop.remove_reader(us.sock.fileno())
+            self.sockets.close()
+        if self.config.state_file:
+            self._write_state()
+
+    # --- the hot path ------------------------------------------------------------------
+    def _on_readable(self, us: UdpSocket) -> None:
+        engine = self.engine
+        natt = us.natt
+        for _ in range(RECV_BATCH):
+            try:
+                data, local, remote = recv(us)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log.warning("receive on %s[%d] failed: %s", us.address, us.port, exc)
+                break
+            if natt:
+                if data[:4] != NON_ESP_MARKER:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("ignored %s from %s[%d]", classify_natt(data), *remote)
+                    continue
+                data = data[4:]
+            try:
+                engine.receive_datagram(data, local, remote, self.clock())
+            except Exception:
+                self.dropped += 1
+                log.exception(
+                    "dropped %d-octet datagram %s[%d] -> %s[%d]: the engine raised",
+                    len(data), remote[0], remote[1], local[0], local[1],
+                )
+        self._after()
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        try:
+            self.engine.handle_timer(self.clock())
+        except Exception:
+            log.exception("engine timer handling raised; continuing")
+        self._after()
+
+    def _after(self) -> None:
+        """Send what the engine queued, log its events, re-arm the timer."""
+        engine = self.engine
+        for dgram in engine.datagrams_to_send():
+            self._send(dgram)
+        event = engine.next_event()
+        if event is not None:
+            while event is not None:
+                level, message = format_event(event)
+                log.log(level, "%s", message)
+                event = engine.next_event()
+            if self.config.state_file:
+                self._schedule_state()
+        if self._stopping and self._idle is not None and not engine.ike_sas():
+            self._idle.set()
+        deadline = engine.get_timer()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            if deadline is None or self._loop is None:
+                self._timer = self._timer_at = None
+            else:
+                # loop.time() is time.monotonic(), the engine's clock
+                self._timer = self._loop.call_at(deadline, self._on_timer)
+                self._timer_at = deadline
+
+    def _send(self, dgram: Datagram) -> None:
+        assert self.sockets is not None
+        local, remote = dgram.local, dgram.remote
+        us = self.sockets.lookup(local)
+        if us is None:
+            log.warning(
+                "no socket bound for %s[%d]; dropped %d-octet datagram to %s[%d] "
+                "(add the address to daemon.listen)",
+                local[0], local[1], len(dgram.data), remote[0], remote[1],
+            )
+            return
+        data = dgram.data
+        if local[1] == self.natt_port or remote[1] == self.natt_port:
+            data = NON_ESP_MARKER + data
+        try:
+            send(us, data, local[0], remote)
+        except OSError as exc:
+            log.warning(
+                "sending %d octets %s[%d] -> %s[%d] failed: %s",
+                len(data), local[0], local[1], remote[0], remote[1], exc.strerror or exc,
+            )
+
+    # --- state file --------------------------------------------------------------------
+    def _schedule_state(self) -> None:
+        if self._state_pending is None and self._loop is not None:
+            self._state_pending = self._loop.call_later(STATE_WRITE_DELAY, self._write_state)
+
+    def _write_state(self) -> None:
+        self._state_pending = None
+        path = self.config.state_file
+        if not path:
+            return
+        try:
+            write_state(path, self.engine.ike_sas())
+        except OSError as exc:
+            log.warning("cannot write state file %s: %s", path, exc)
