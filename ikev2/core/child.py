@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, Mode
+from ikev2.core import lifetimes
 from ikev2.core.events import ChildSaDeleted, ChildSaEstablished, ChildSaFailed
 from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
 from ikev2.core.sa import ChildSa, ChildState, IkeSa
@@ -45,10 +47,30 @@ def esp_proposals(cfg: ChildConfig) -> tuple:
     return cfg.esp_proposals or default_proposals(ProtocolId.ESP)
 
 
+@lru_cache(maxsize=256)
+def without_dh(specs: tuple) -> tuple:
+    """The proposals for a CHILD_SA made in IKE_AUTH: no KE there, so no DH transforms
+    (§1.2); duplicates that differed only in their group collapse."""
+    out: list = []
+    for spec in specs:
+        stripped = tuple(t for t in spec if t[0] != TransformType.DH)
+        if stripped not in out:
+            out.append(stripped)
+    return tuple(out)
+
+
+def _strip_offered(proposals: tuple[Proposal, ...]) -> tuple[Proposal, ...]:
+    return tuple(
+        Proposal(p.num, p.protocol, p.spi,
+                 tuple(t for t in p.transforms if t.type != TransformType.DH))
+        for p in proposals
+    )
+
+
 def build_request(engine: Engine, sa: IkeSa, cfg: ChildConfig) -> list:
     """SA, TSi, TSr (+ USE_TRANSPORT_MODE) for a CHILD_SA we initiate (§1.3.1, §2.9)."""
     spi = engine.kernel.alloc_spi(sa.local[0], sa.remote[0], _ESP)
-    proposals = to_proposals(esp_proposals(cfg), _ESP, spi.to_bytes(4, "big"))
+    proposals = to_proposals(without_dh(esp_proposals(cfg)), _ESP, spi.to_bytes(4, "big"))
     tsi = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
     tsr = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
     transport = cfg.mode == Mode.TRANSPORT
@@ -82,9 +104,9 @@ def complete_request(
             elif p.type < 16384 and error is None:
                 error = _name(p.type)
     if sa_p is None or tsi is None or tsr is None:
-        _release(engine, sa, req.spi_in)
+        release(engine, sa, req.spi_in)
         reason = f"peer refused the CHILD_SA: {error}" if error else "no CHILD_SA in response"
-        _failed(engine, sa, req.config.name, reason, error)
+        failed(engine, sa, req.config.name, reason, error)
         return None
     try:
         sel = check_choice(sa_p.proposals, req.proposals, _ESP)
@@ -98,13 +120,13 @@ def complete_request(
                 else "responder sent USE_TRANSPORT_MODE we did not ask for"
             )
     except IkeError as e:
-        _release(engine, sa, req.spi_in)
-        _failed(engine, sa, req.config.name, str(e), e.notify.name if e.notify else None)
+        release(engine, sa, req.spi_in)
+        failed(engine, sa, req.config.name, str(e), e.notify.name if e.notify else None)
         from ikev2.core import informational
 
-        informational.delete_children_by_spi(engine, sa, [req.spi_in], now)
+        informational.delete_spis(engine, sa, [req.spi_in], now)
         return None
-    return _install(
+    return install(
         engine, sa, req.config, sel, req.spi_in, int.from_bytes(sel.spi, "big"),
         tsi.selectors, tsr.selectors, transport, now, emit=emit,
     )
@@ -132,7 +154,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     assert conn is not None
     chosen = None
     for cfg in conn.children:
-        ours_remote = _remote_selectors(sa, cfg, tsi.selectors)
+        ours_remote = remote_selectors(sa, cfg, tsi.selectors)
         ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
         n_tsi = narrow(tsi.selectors, ours_remote)
         n_tsr = narrow(tsr.selectors, ours_local)
@@ -146,7 +168,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
                        f"{_ts(tsi.selectors)} === {_ts(tsr.selectors)}")
     cfg, n_tsi, n_tsr = chosen
     try:
-        sel = select(sa_p.proposals, esp_proposals(cfg), _ESP)
+        sel = select(_strip_offered(sa_p.proposals), without_dh(esp_proposals(cfg)), _ESP)
     except NoProposalChosen as e:
         return _refuse(engine, sa, cfg.name, NotifyType.NO_PROPOSAL_CHOSEN, str(e))
     if len(sel.spi) != 4 or sel.spi == b"\0\0\0\0":
@@ -160,7 +182,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     except KernelError as e:
         return _refuse(engine, sa, cfg.name, NotifyType.NO_PROPOSAL_CHOSEN,
                        f"kernel refused an SPI: {e}")
-    child = _install(
+    child = install(
         engine, sa, cfg, sel, spi_in, int.from_bytes(sel.spi, "big"), n_tsr, n_tsi,
         use_transport, now, emit=False,
     )
@@ -173,7 +195,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     return out, child
 
 
-def _remote_selectors(
+def remote_selectors(
     sa: IkeSa, cfg: ChildConfig, offered: tuple[TrafficSelector, ...]
 ) -> tuple[TrafficSelector, ...]:
     """Our policy for the peer's side. A 'dynamic' selector is the peer's address; behind a
@@ -187,12 +209,16 @@ def _remote_selectors(
     return tuple(out)
 
 
-def _install(
+def install(
     engine: Engine, sa: IkeSa, cfg: ChildConfig, sel: Selected, spi_in: int, spi_out: int,
     local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...],
-    transport: bool, now: float, *, emit: bool = True,
+    transport: bool, now: float, *, emit: bool = True, initiator: bool | None = None,
+    nonces: tuple[bytes, bytes] | None = None, shared: bytes | None = None,
+    reqid: int | None = None,
 ) -> ChildSa | None:
-    """KEYMAT (§2.17: initiator→responder keys first) and the kernel install."""
+    """KEYMAT (§2.17: initiator→responder keys first; `nonces` and `shared` of a
+    CREATE_CHILD_SA exchange, whose `initiator` may be either side) and the kernel install.
+    A rekeyed CHILD_SA keeps the `reqid` of the one it replaces."""
     encr_t = sel.get(TransformType.ENCR)
     integ_t = sel.get(TransformType.INTEG)
     esn_t = sel.get(TransformType.ESN)
@@ -200,13 +226,14 @@ def _install(
     encr = get_encr(encr_t[1], encr_t[2])
     integ = get_integ(integ_t[1]) if integ_t is not None else None
     # TSi/TSr are the initiator's/responder's; for the KEYMAT only the nonces matter
-    keys = derive_child_keys(sa.prf, sa.sk_d, sa.ni, sa.nr, encr, integ)
-    if sa.initiator:
+    ni, nr = nonces if nonces is not None else (sa.ni, sa.nr)
+    keys = derive_child_keys(sa.prf, sa.sk_d, ni, nr, encr, integ, shared)
+    if sa.initiator if initiator is None else initiator:
         e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
     else:
         e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
     spec = ChildSaSpec(
-        reqid=engine.new_reqid(),
+        reqid=reqid if reqid is not None else engine.new_reqid(),
         protocol=_ESP,
         mode="transport" if transport else "tunnel",
         local=sa.local[0],
@@ -226,15 +253,21 @@ def _install(
         encap=(sa.local[1], sa.remote[1]) if sa.encap else None,
         replay_window=cfg.replay_window,
         install_policies=cfg.install_policies,
+        soft_bytes=cfg.rekey_bytes,
+        hard_bytes=cfg.life_bytes,
+        soft_packets=cfg.rekey_packets,
+        hard_packets=cfg.life_packets,
     )
     suite = suite_of(sel.transforms)
     try:
         engine.kernel.install_child(spec)
     except KernelError as e:
-        _release(engine, sa, spi_in)
-        _failed(engine, sa, cfg.name, f"kernel install failed: {e}", None)
+        release(engine, sa, spi_in)
+        failed(engine, sa, cfg.name, f"kernel install failed: {e}", None)
         return None
     child = ChildSa(engine.new_child_id(), cfg, spec, suite, now)
+    child.transforms = sel.transforms
+    lifetimes.child_installed(engine, child, now)
     sa.children[child.child_id] = child
     if log.isEnabledFor(logging.INFO):
         log.info(
@@ -269,20 +302,20 @@ def abandon_request(engine: Engine, sa: IkeSa) -> None:
     req = sa.child_request
     sa.child_request = None
     if req is not None:
-        _release(engine, sa, req.spi_in)
+        release(engine, sa, req.spi_in)
 
 
 def _refuse(engine: Engine, sa: IkeSa, name: str, notify: NotifyType, reason: str):
-    _failed(engine, sa, name, reason, notify.name)
+    failed(engine, sa, name, reason, notify.name)
     return [Notify(ProtocolId.NONE, notify)], None
 
 
-def _failed(engine: Engine, sa: IkeSa, name: str, reason: str, notify: str | None) -> None:
+def failed(engine: Engine, sa: IkeSa, name: str, reason: str, notify: str | None) -> None:
     log.info("CHILD_SA %s of IKE_SA %s[%d] failed: %s", name, sa.name, sa.ike_id, reason)
     engine.emit(ChildSaFailed(sa.ike_id, name, reason, notify))
 
 
-def _release(engine: Engine, sa: IkeSa, spi: int) -> None:
+def release(engine: Engine, sa: IkeSa, spi: int) -> None:
     with contextlib.suppress(KernelError):
         engine.kernel.release_spi(sa.local[0], spi, _ESP)
 

@@ -10,8 +10,17 @@ from collections import deque
 from collections.abc import Callable
 from itertools import count
 
-from ikev2.config.model import ConnectionConfig, EngineConfig
-from ikev2.core import child, cookies, ike_auth, ike_init, informational
+from ikev2.config.model import ConnectionConfig, DpdAction, EngineConfig
+from ikev2.core import (
+    child,
+    cookies,
+    create_child,
+    ike_auth,
+    ike_init,
+    ike_rekey,
+    informational,
+    lifetimes,
+)
 from ikev2.core.events import (
     Datagram,
     Endpoint,
@@ -20,7 +29,7 @@ from ikev2.core.events import (
     IkeSaFailed,
     IkeSaInfo,
 )
-from ikev2.core.sa import IkeSa, IkeState, Pending
+from ikev2.core.sa import LIVE_IKE, ChildSa, ChildState, IkeSa, IkeState, Pending
 from ikev2.errors import DropMessage, IkeError, IntegrityError, InvalidMajorVersion, InvalidSyntax
 from ikev2.kernel.base import KernelPort
 from ikev2.protocol.codec import build_message, parse_message
@@ -39,6 +48,7 @@ _AUTH = int(ExchangeType.IKE_AUTH)
 RequestHandler = Callable[..., list]
 REQUEST_HANDLERS: dict[int, RequestHandler] = {
     ExchangeType.IKE_AUTH: ike_auth.handle_request,
+    ExchangeType.CREATE_CHILD_SA: create_child.handle_request,
     ExchangeType.INFORMATIONAL: informational.handle_request,
 }
 
@@ -62,7 +72,9 @@ class Engine:
         self.by_spi: dict[bytes, IkeSa] = {}
         self.by_id: dict[int, IkeSa] = {}
         self.half_open: dict[tuple[bytes, str, int], IkeSa] = {}
+        self.half_open_by_ip: dict[str, int] = {}
         self.cookies = cookies.CookieJar(random_bytes(32))
+        self.cookie_rotated: float | None = None
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
         self._timers: list[tuple[float, int, int]] = []
@@ -112,6 +124,54 @@ class Engine:
         for sa in list(self.by_id.values()):
             informational.delete_ike_sa(self, sa, now, "daemon shutting down")
 
+    def create_child(self, ike_id: int, child_name: str, now: float) -> None:
+        """A further CHILD_SA of the connection on an established IKE SA (RFC 7296 §1.3.1)."""
+        sa = self._live(ike_id)
+        assert sa.conn is not None
+        cfg = sa.conn.child(child_name)
+        create_child.start(self, sa, cfg, now)
+
+    def rekey_child(self, ike_id: int, child_id: int, now: float) -> None:
+        """Rekey one CHILD_SA now (RFC 7296 §1.3.3). ValueError if it cannot be rekeyed."""
+        sa = self._live(ike_id)
+        c = self._child(sa, child_id)
+        if c.state != ChildState.INSTALLED:
+            raise ValueError(f"CHILD_SA {{{child_id}}} is {c.state.value}, not INSTALLED")
+        create_child.start(self, sa, c.config, now, old=c)
+
+    def rekey_ike(self, ike_id: int, now: float) -> None:
+        """Rekey the IKE SA now (RFC 7296 §1.3.2). ValueError if it is not ESTABLISHED."""
+        sa = self._live(ike_id)
+        if sa.state != IkeState.ESTABLISHED:
+            raise ValueError(f"IKE_SA [{ike_id}] is {sa.state.value}, not ESTABLISHED")
+        ike_rekey.start(self, sa, now)
+
+    def reauthenticate(self, ike_id: int, now: float) -> int:
+        """A new IKE SA from scratch, then the old one is deleted (RFC 7296 §2.8.3)."""
+        return lifetimes.reauthenticate(self, self._live(ike_id), now)
+
+    def terminate_child(self, ike_id: int, child_id: int, now: float) -> None:
+        """Delete one CHILD_SA (RFC 7296 §1.4.1)."""
+        sa = self._live(ike_id)
+        informational.delete_child(self, sa, self._child(sa, child_id), now, "terminated locally")
+
+    def check_liveness(self, ike_id: int, now: float) -> None:
+        """Send an empty INFORMATIONAL now (RFC 7296 §2.4)."""
+        sa = self._live(ike_id)
+        if sa.pending is None:
+            self.send_request(sa, ExchangeType.INFORMATIONAL, [], None, now)
+
+    def on_child_expire(self, spi_in: int, hard: bool, now: float) -> bool:
+        """A kernel lifetime expired (bytes/packets): soft → rekey, hard → delete. False if
+        no CHILD_SA of ours has that inbound SPI."""
+        for sa in self.by_id.values():
+            for c in sa.children.values():
+                if c.spec.spi_in == spi_in:
+                    lifetimes.child_expired(self, sa, c, now, hard=hard, why="kernel")
+                    self.schedule(sa)
+                    return True
+        return False
+
     # -- outputs ------------------------------------------------------------------------
     def datagrams_to_send(self) -> list[Datagram]:
         out, self._out = self._out, []
@@ -129,6 +189,21 @@ class Engine:
                 return deadline
             heapq.heappop(timers)
         return None
+
+    def _live(self, ike_id: int) -> IkeSa:
+        sa = self.by_id.get(ike_id)
+        if sa is None:
+            raise KeyError(ike_id)
+        if sa.state not in LIVE_IKE:
+            raise ValueError(f"IKE_SA [{ike_id}] is {sa.state.value}")
+        return sa
+
+    @staticmethod
+    def _child(sa: IkeSa, child_id: int) -> ChildSa:
+        c = sa.children.get(child_id)
+        if c is None:
+            raise KeyError(child_id)
+        return c
 
     def ike_sas(self) -> list[IkeSaInfo]:
         return [sa.info() for sa in self.by_id.values()]
@@ -150,7 +225,7 @@ class Engine:
         try:
             if header.exchange == _SA_INIT:
                 if header.flags & _R:
-                    self._on_response(self.by_spi.get(header.spi_i), header, data, now)
+                    self._on_response(self.by_spi.get(header.spi_i), header, data, remote, now)
                 else:
                     ike_init.handle_request(self, header, data, local, remote, now)
                 return
@@ -163,7 +238,7 @@ class Engine:
                 )
                 return
             if header.flags & _R:
-                self._on_response(sa, header, data, now)
+                self._on_response(sa, header, data, remote, now)
             else:
                 self._on_request(sa, header, data, local, remote, now)
         except DropMessage as e:
@@ -178,6 +253,8 @@ class Engine:
                 continue
             sa.deadline = None
             self._on_sa_timer(sa, now)
+            if sa.state != IkeState.DELETED:
+                self.schedule(sa)
 
     # -- plumbing used by the handlers --------------------------------------------------
     def new_ike_spi(self) -> bytes:
@@ -201,10 +278,22 @@ class Engine:
     def send(self, data: bytes, local: Endpoint, remote: Endpoint) -> None:
         self._out.append(Datagram(data, local, remote))
 
-    def arm(self, sa: IkeSa, deadline: float | None) -> None:
-        sa.deadline = deadline
-        if deadline is not None:
-            heapq.heappush(self._timers, (deadline, next(self._seq), sa.ike_id))
+    def schedule(self, sa: IkeSa) -> None:
+        """Keep one heap entry per SA at its earliest deadline: retransmission, the named
+        deadlines in `sa.due`, CHILD_SA lifetimes (stale entries are skipped lazily)."""
+        deadline = sa.pending.deadline if sa.pending is not None else None
+        if sa.due:
+            d = min(sa.due.values())
+            if deadline is None or d < deadline:
+                deadline = d
+        for c in sa.children.values():
+            for d in (c.rekey_at, c.expire_at):
+                if d is not None and (deadline is None or d < deadline):
+                    deadline = d
+        if deadline != sa.deadline:
+            sa.deadline = deadline
+            if deadline is not None:
+                heapq.heappush(self._timers, (deadline, next(self._seq), sa.ike_id))
 
     def send_request(
         self,
@@ -229,7 +318,7 @@ class Engine:
         rt = sa.conn.retransmit if sa.conn else None
         timeout = rt.timeout if rt else 4.0
         sa.pending = Pending(message_id, exchange, [data], on_response, now + timeout)
-        self.arm(sa, sa.pending.deadline)
+        self.schedule(sa)
         self.send(data, sa.local, sa.remote)
 
     def send_oneshot(self, sa: IkeSa, exchange: int, payloads: list) -> None:
@@ -256,20 +345,21 @@ class Engine:
         child.remove_all(self, sa)
         if sa.child_request is not None:
             child.abandon_request(self, sa)
+        create_child.abandon_all(self, sa)
         sa.state = IkeState.DELETED
         sa.deadline = None
         sa.pending = None
         sa.queue.clear()
+        sa.due.clear()
         self.by_id.pop(sa.ike_id, None)
         if self.by_spi.get(sa.local_spi) is sa:
             del self.by_spi[sa.local_spi]
-        if not sa.initiator:
-            key = (sa.spi_i, *sa.init_remote) if sa.init_remote else None
-            if key is not None and self.half_open.get(key) is sa:
-                del self.half_open[key]
+        self.forget_half_open(sa)
         if sa.established_at is None:
             log.info("IKE_SA %s[%d] failed: %s", sa.name, sa.ike_id, reason)
             self.emit(IkeSaFailed(sa.ike_id, sa.name, reason, notify))
+        elif sa.rekeyed_to is not None:  # IkeSaRekeyed already told the world
+            log.debug("IKE_SA %s[%d] (rekeyed) removed: %s", sa.name, sa.ike_id, reason)
         else:
             log.info("IKE_SA %s[%d] deleted: %s", sa.name, sa.ike_id, reason)
             self.emit(IkeSaDeleted(sa.ike_id, sa.name, reason))
@@ -287,6 +377,23 @@ class Engine:
             [Notify(ProtocolId.NONE, notify, b"", data)],
         )
         self.send(msg, local, remote)
+
+    def add_half_open(self, key: tuple[bytes, str, int], sa: IkeSa) -> None:
+        self.half_open[key] = sa
+        self.half_open_by_ip[key[1]] = self.half_open_by_ip.get(key[1], 0) + 1
+
+    def forget_half_open(self, sa: IkeSa) -> None:
+        if sa.initiator or sa.init_remote is None:
+            return
+        key = (sa.spi_i, *sa.init_remote)
+        if self.half_open.get(key) is sa:
+            del self.half_open[key]
+            ip = key[1]
+            left = self.half_open_by_ip.get(ip, 1) - 1
+            if left > 0:
+                self.half_open_by_ip[ip] = left
+            else:
+                self.half_open_by_ip.pop(ip, None)
 
     # -- internals ----------------------------------------------------------------------
     def _local_address(self, conn: ConnectionConfig, remote_addr: str) -> str:
@@ -309,10 +416,17 @@ class Engine:
                 return None
         return sa
 
-    def _on_response(self, sa: IkeSa | None, header: Header, data: bytes, now: float) -> None:
+    def _on_response(
+        self, sa: IkeSa | None, header: Header, data: bytes, remote: Endpoint, now: float
+    ) -> None:
         """Match a response to our outstanding request (§2.1); anything else is dropped."""
         if sa is None:
             raise DropMessage("response for no IKE SA of ours")
+        if remote != sa.remote:
+            raise DropMessage(
+                f"response from {remote[0]}[{remote[1]}], but the peer of IKE_SA "
+                f"{sa.name}[{sa.ike_id}] is {sa.remote[0]}[{sa.remote[1]}]"
+            )
         pending = sa.pending
         if pending is None or pending.message_id != header.message_id:
             raise DropMessage(f"unexpected response with message ID {header.message_id}")
@@ -333,12 +447,20 @@ class Engine:
                 self.remove(sa, f"malformed {_exchange_name(header.exchange)} response: {e}")
                 return
         sa.pending = None
-        sa.deadline = None
+        sa.last_in = now
         if pending.on_response is not None:
             pending.on_response(self, sa, header, payloads, data, now)
-        if sa.state != IkeState.DELETED and sa.pending is None and sa.queue:
+        self.send_next(sa, now)
+
+    def send_next(self, sa: IkeSa, now: float) -> None:
+        """Send the first queued request if the window is free; keep the timer right."""
+        if sa.state == IkeState.DELETED:
+            return
+        if sa.pending is None and sa.queue:
             exchange, payloads, cb = sa.queue.pop(0)
             self.send_request(sa, exchange, payloads, cb, now)
+        else:
+            self.schedule(sa)
 
     def _on_request(
         self, sa: IkeSa, header: Header, data: bytes, local: Endpoint, remote: Endpoint,
@@ -369,6 +491,7 @@ class Engine:
         else:
             error = None
         sa.next_id_in = message_id + 1
+        sa.last_in = now
         fatal = False
         if error is None:
             try:
@@ -392,34 +515,61 @@ class Engine:
             self.remove(sa, str(error), notify=error.notify.name if error.notify else None)
         elif sa.state == IkeState.DELETED:
             informational.finish_delete(self, sa)
+        else:
+            self.send_next(sa, now)
 
     def _on_sa_timer(self, sa: IkeSa, now: float) -> None:
         pending = sa.pending
-        if pending is not None:
-            rt = sa.conn.retransmit if sa.conn else None
-            tries = rt.tries if rt else 5
-            if pending.sent > tries:
-                what = _exchange_name(pending.exchange)
-                sa.pending = None
-                if sa.state == IkeState.DELETING:
-                    self.remove(sa, "peer did not answer our delete")
-                else:
-                    self.remove(sa, f"peer not responding ({what}, {pending.sent} sends)")
+        if pending is not None and pending.deadline <= now:
+            self._retransmit(sa, pending, now)
+            if sa.state == IkeState.DELETED:
                 return
-            timeout = rt.timeout if rt else 4.0
-            base = rt.base if rt else 1.8
-            cap = rt.max_interval if rt else 60.0
-            for d in pending.datagrams:
-                self.send(d, sa.local, sa.remote)
-            pending.deadline = now + min(timeout * base**pending.sent, cap)
-            pending.sent += 1
-            log.debug(
-                "IKE_SA %s[%d] retransmit %d of %s", sa.name, sa.ike_id, pending.sent - 1,
-                _exchange_name(pending.exchange),
-            )
-            self.arm(sa, pending.deadline)
-        elif sa.state != IkeState.ESTABLISHED:
-            self.remove(sa, "half-open IKE SA timed out")
+        if sa.due:
+            for name in [n for n, t in sa.due.items() if t <= now]:
+                del sa.due[name]
+                lifetimes.fire(self, sa, name, now)
+                if sa.state == IkeState.DELETED:
+                    return
+        for c in list(sa.children.values()):
+            if c.expire_at is not None and c.expire_at <= now:
+                c.expire_at = c.rekey_at = None
+                lifetimes.child_expired(self, sa, c, now, hard=True, why="time")
+            elif c.rekey_at is not None and c.rekey_at <= now:
+                c.rekey_at = None
+                lifetimes.child_expired(self, sa, c, now, hard=False, why="time")
+            if sa.state == IkeState.DELETED:
+                return
+
+    def _retransmit(self, sa: IkeSa, pending: Pending, now: float) -> None:
+        """Resend with exponential back-off; give up after `tries` (RFC 7296 §2.4, 7296-41)."""
+        rt = sa.conn.retransmit if sa.conn else None
+        tries = rt.tries if rt else 5
+        if pending.sent > tries:
+            what = _exchange_name(pending.exchange)
+            sa.pending = None
+            if sa.state == IkeState.DELETING:
+                self.remove(sa, "peer did not answer our delete")
+                return
+            established = sa.established_at is not None
+            self.remove(sa, f"peer not responding ({what}, {pending.sent} sends)")
+            conn = sa.conn
+            if (established and conn is not None and conn.dpd_action == DpdAction.RESTART
+                    and conn.name in self.connections):
+                log.info("IKE_SA %s[%d]: dpd_action = restart, re-initiating",
+                         sa.name, sa.ike_id)
+                self.initiate(conn.name, now)
+            return
+        timeout = rt.timeout if rt else 4.0
+        base = rt.base if rt else 1.8
+        cap = rt.max_interval if rt else 60.0
+        for d in pending.datagrams:
+            self.send(d, sa.local, sa.remote)
+        pending.deadline = now + min(timeout * base**pending.sent, cap)
+        pending.sent += 1
+        log.debug(
+            "IKE_SA %s[%d] retransmit %d of %s", sa.name, sa.ike_id, pending.sent - 1,
+            _exchange_name(pending.exchange),
+        )
 
     def _may_answer(self, now: float) -> bool:
         self._err_tokens = min(20.0, self._err_tokens + (now - self._err_time) * 10.0)

@@ -23,6 +23,8 @@ class ChildSaInfo:
     encap: bool
     state: str
     installed_at: float
+    rekey_at: float | None = None
+    expire_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class IkeSaInfo:
     mobike: bool
     established_at: float | None
     children: tuple[ChildSaInfo, ...]
+    rekey_at: float | None = None
+    expire_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,26 @@ class ChildSaDeleted:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class IkeSaRekeyed:
+    """The IKE SA `old_ike_id` was replaced by `ike` (RFC 7296 §2.8); its CHILD_SAs moved."""
+
+    old_ike_id: int
+    ike: IkeSaInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaRekeyed:
+    """CHILD_SA `old_child_id` was replaced by `child` (RFC 7296 §2.8)."""
+
+    ike_id: int
+    old_child_id: int
+    child: ChildSaInfo
+
+
 Event = (
-    IkeSaEstablished | IkeSaFailed | IkeSaDeleted | ChildSaEstablished | ChildSaFailed
-    | ChildSaDeleted
+    IkeSaEstablished | IkeSaFailed | IkeSaDeleted | IkeSaRekeyed | ChildSaEstablished
+    | ChildSaFailed | ChildSaDeleted | ChildSaRekeyed
 )
 
 

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ikev2.config.model import ConnectionConfig, Identity
-from ikev2.core import child
+from ikev2.core import child, lifetimes
 from ikev2.core.events import ChildSaEstablished, IkeSaEstablished
 from ikev2.core.sa import IkeSa, IkeState
 from ikev2.crypto.auth import psk_auth, signed_octets
@@ -83,6 +83,8 @@ def on_response(
         elif isinstance(p, Notify):
             if p.type == NotifyType.MOBIKE_SUPPORTED:
                 mobike = True
+            elif p.type == NotifyType.SET_WINDOW_SIZE:
+                _window(sa, p.data)
             elif p.type < 16384 and error is None:
                 error = p.type
     if idr is None or auth is None:
@@ -114,6 +116,7 @@ def on_response(
     _established(engine, sa, now)
     if new_child is not None:
         engine.emit(ChildSaEstablished(sa.ike_id, new_child.info()))
+    lifetimes.after_established(engine, sa, now)
 
 
 # -- responder ----------------------------------------------------------------------------
@@ -138,6 +141,8 @@ def handle_request(
                 initial_contact = True
             elif p.type == NotifyType.MOBIKE_SUPPORTED:
                 mobike = True
+            elif p.type == NotifyType.SET_WINDOW_SIZE:
+                _window(sa, p.data)
     if idi is None or auth is None:
         raise AuthenticationFailed("IKE_AUTH request without IDi or AUTH (EAP not offered)")
     peer = Identity(IdType(idi.id_type) if idi.id_type in IdType._value2member_map_
@@ -171,6 +176,12 @@ def handle_request(
     return out
 
 
+def _window(sa: IkeSa, data: bytes) -> None:
+    """SET_WINDOW_SIZE (§2.3): noted; we keep one request outstanding, within any window."""
+    if len(data) == 4:
+        sa.peer_window = max(1, int.from_bytes(data, "big"))
+
+
 def _pick_connection(sa: IkeSa, peer: Identity, wanted: Identity | None) -> ConnectionConfig:
     for c in sa.candidates:
         if c.remote.id is not None and c.remote.id != peer:
@@ -185,11 +196,9 @@ def _established(engine: Engine, sa: IkeSa, now: float) -> None:
     sa.state = IkeState.ESTABLISHED
     sa.established_at = now
     sa.init_request = sa.init_response = b""
-    if not sa.initiator and sa.init_remote is not None:
-        key = (sa.spi_i, *sa.init_remote)
-        if engine.half_open.get(key) is sa:
-            del engine.half_open[key]
-    engine.arm(sa, None)
+    engine.forget_half_open(sa)
+    sa.due.pop("half_open", None)
+    lifetimes.ike_established(engine, sa, now)
     log.info(
         "IKE_SA %s[%d] established %s[%d]-%s[%d] %s-%s SPIs %s_i %s_r %s%s", sa.name, sa.ike_id,
         *sa.local, *sa.remote, sa.local_id, sa.remote_id, sa.spi_i.hex(), sa.spi_r.hex(),

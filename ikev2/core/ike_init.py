@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ikev2.core import ike_auth, natd
 from ikev2.core.events import Endpoint
@@ -13,7 +13,7 @@ from ikev2.core.sa import IkeSa, IkeState
 from ikev2.crypto.dh import get_group
 from ikev2.crypto.encr import get_encr
 from ikev2.crypto.integ import get_integ
-from ikev2.crypto.keys import derive_ike_keys
+from ikev2.crypto.keys import IkeKeys, derive_ike_keys
 from ikev2.crypto.prf import get_prf
 from ikev2.crypto.proposals import default_proposals
 from ikev2.crypto.sk import make_sk_crypter
@@ -191,6 +191,10 @@ def _respond(
     )
     if not candidates:
         raise NoProposalChosen(f"no connection for {local[0]} <- {remote[0]}")
+    block = engine.config.block_threshold
+    if block and engine.half_open_by_ip.get(remote[0], 0) >= block:
+        raise DropMessage(f"{remote[0]} already has {block} half-open IKE SAs (block_threshold)")
+    _rotate_cookie_secret(engine, now)
     if len(engine.half_open) >= engine.config.cookie_threshold:
         cookie = next((n.data for n in notifies if n.type == NotifyType.COOKIE), None)
         if cookie is None or not engine.cookies.verify(cookie, nonce.data, remote[0], header.spi_i):
@@ -240,9 +244,20 @@ def _respond(
     sa.state = IkeState.INIT_DONE
     engine.by_spi[sa.spi_r] = sa
     engine.by_id[sa.ike_id] = sa
-    engine.half_open[key] = sa
-    engine.arm(sa, now + engine.config.half_open_timeout)
+    engine.add_half_open(key, sa)
+    sa.due["half_open"] = now + engine.config.half_open_timeout
+    engine.schedule(sa)
     engine.send(response, local, remote)
+
+
+def _rotate_cookie_secret(engine: Engine, now: float) -> None:
+    """A fresh cookie secret every `cookie_rotation` seconds; the previous one still
+    verifies, so a cookie handed out just before a change works (§2.6, 7296-46)."""
+    if engine.cookie_rotated is None:
+        engine.cookie_rotated = now
+    elif now - engine.cookie_rotated >= engine.config.cookie_rotation:
+        engine.cookies.rotate(engine.random(32))
+        engine.cookie_rotated = now
 
 
 def _send_cookie(
@@ -287,6 +302,11 @@ def setup_keys(sa: IkeSa, sel: Selected, shared: bytes) -> None:
     encr = get_encr(encr_t[1], encr_t[2])
     integ = get_integ(integ_t[1]) if integ_t is not None else None
     keys = derive_ike_keys(prf, encr, integ, sa.ni, sa.nr, sa.spi_i, sa.spi_r, shared)
+    use_keys(sa, sel, prf, encr, integ, keys)
+
+
+def use_keys(sa: IkeSa, sel: Selected, prf: Any, encr: Any, integ: Any, keys: IkeKeys) -> None:
+    """Install SK_* of a new or rekeyed IKE SA (§2.14, §2.18)."""
     crypt_i = make_sk_crypter(encr, keys.sk_ei, integ, keys.sk_ai)
     crypt_r = make_sk_crypter(encr, keys.sk_er, integ, keys.sk_ar)
     sa.crypter_out, sa.crypter_in = (crypt_i, crypt_r) if sa.initiator else (crypt_r, crypt_i)

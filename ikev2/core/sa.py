@@ -18,12 +18,19 @@ class IkeState(StrEnum):
     CREATED = "CREATED"  # initiator, IKE_SA_INIT not yet answered
     INIT_DONE = "CONNECTING"  # keys derived, IKE_AUTH in progress
     ESTABLISHED = "ESTABLISHED"
+    REKEYING = "REKEYING"  # our IKE rekey request is outstanding (§2.8)
+    REKEYED = "REKEYED"  # replaced by a new IKE SA; only its delete remains
     DELETING = "DELETING"
     DELETED = "DELETED"
 
 
+LIVE_IKE = frozenset({IkeState.ESTABLISHED, IkeState.REKEYING})
+
+
 class ChildState(StrEnum):
     INSTALLED = "INSTALLED"
+    REKEYING = "REKEYING"  # our rekey request is outstanding
+    REKEYED = "REKEYED"  # a new CHILD_SA replaced it; its delete is pending
     DELETING = "DELETING"
     DELETED = "DELETED"
 
@@ -56,12 +63,15 @@ class Pending:
 class ChildSa:
     __slots__ = (
         "child_id",
+        "collision",
         "config",
         "established_at",
-        "proposal",
+        "expire_at",
+        "rekey_at",
         "spec",
         "state",
         "suite",
+        "transforms",
     )
 
     def __init__(
@@ -73,7 +83,12 @@ class ChildSa:
         self.suite = suite
         self.state = ChildState.INSTALLED
         self.established_at = now
-        self.proposal = None
+        self.transforms: tuple = ()
+        self.rekey_at: float | None = None  # soft lifetime (§2.8), jittered
+        self.expire_at: float | None = None  # hard lifetime
+        # the peer's rekey of this SA that we answered while ours was outstanding (§2.8.1):
+        # (the ChildSa it created, its Ni, our Nr)
+        self.collision: tuple[ChildSa, bytes, bytes] | None = None
 
     def info(self) -> ChildSaInfo:
         s = self.spec
@@ -91,6 +106,8 @@ class ChildSa:
             encap=s.encap is not None,
             state=self.state.value,
             installed_at=self.established_at,
+            rekey_at=self.rekey_at,
+            expire_at=self.expire_at,
         )
 
 
@@ -104,11 +121,13 @@ class IkeSa:
         "children",
         "conn",
         "cookie",
+        "create_reqs",
         "crypter_in",
         "crypter_out",
         "deadline",
         "dh",
         "dh_group",
+        "due",
         "encap",
         "established_at",
         "ike_id",
@@ -117,6 +136,7 @@ class IkeSa:
         "init_response",
         "init_retries",
         "initiator",
+        "last_in",
         "last_request_hash",
         "last_response",
         "local",
@@ -128,9 +148,13 @@ class IkeSa:
         "next_id_out",
         "ni",
         "nr",
+        "peer_window",
         "pending",
         "prf",
         "queue",
+        "reauth_of",
+        "rekey_collision",
+        "rekeyed_to",
         "remote",
         "remote_id",
         "sk_d",
@@ -139,7 +163,9 @@ class IkeSa:
         "spi_i",
         "spi_r",
         "state",
+        "stats_in",
         "suite",
+        "temp_failures",
         "transforms",
     )
 
@@ -194,6 +220,19 @@ class IkeSa:
         self.mobike = False
         self.established_at: float | None = None
         self.deadline: float | None = None
+        # named deadlines besides retransmission: "half_open", "rekey", "expire", "dpd",
+        # "retry" (after TEMPORARY_FAILURE), "rekeyed" (old SA awaiting its delete)
+        self.due: dict[str, float] = {}
+        self.last_in = 0.0  # time of the last authenticated inbound message (§2.4)
+        self.stats_in = 0  # inbound ESP bytes of all children at the last liveness check
+        self.peer_window = 1  # SET_WINDOW_SIZE from the peer (§2.3); we send one at a time
+        self.temp_failures = 0
+        # the peer's IKE rekey we answered while ours was outstanding (§2.8.2):
+        # (the IkeSa it created, its Ni, our Nr)
+        self.rekey_collision: tuple[IkeSa, bytes, bytes] | None = None
+        self.rekeyed_to: IkeSa | None = None
+        self.create_reqs: list[Any] = []  # our CREATE_CHILD_SA requests, sent or queued
+        self.reauth_of: int | None = None  # the IKE SA this one reauthenticates
 
     @property
     def name(self) -> str:
@@ -222,4 +261,6 @@ class IkeSa:
             mobike=self.mobike,
             established_at=self.established_at,
             children=tuple(c.info() for c in self.children.values()),
+            rekey_at=self.due.get("rekey"),
+            expire_at=self.due.get("expire"),
         )

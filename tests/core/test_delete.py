@@ -79,7 +79,7 @@ def test_7296_33_peer_deletes_child() -> None:
 
     spi_in = child.spec.spi_in
     childmod.remove(pair.a.engine, sa, child, "test")
-    informational.delete_children_by_spi(pair.a.engine, sa, [spi_in], pair.now)
+    informational.delete_spis(pair.a.engine, sa, [spi_in], pair.now)
     pair.deliver_all()
     assert not pair.b.kernel.children
     resp = parse_message(pair.wire[-1][1].data)
