@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from ikev2.protocol.enums import TransformType
 
@@ -29,11 +31,29 @@ def _list_sas(args: argparse.Namespace) -> int:
     except StateFileError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    note = _liveness_note(doc)
+    if note:
+        print(f"{PROG}: {args.state_file}: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(doc["ike_sas"], indent=1))
     else:
         print(format_sa_table(sas))
     return EXIT_OK
+
+
+def _liveness_note(doc: dict[str, Any]) -> str | None:
+    """Why the state file may not describe a running daemon, or None."""
+    pid = doc.get("pid")
+    if doc.get("running") is False:
+        return f"ikev2d (pid {pid}) has stopped; it holds no SAs"
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"stale: ikev2d pid {pid} is not running (killed?); these SAs are gone"
+        except PermissionError:  # alive, another user's
+            pass
+    return None
 
 
 _TYPE_LABEL = {

@@ -6,6 +6,7 @@ Every problem raises `ikev2.errors.ConfigError` naming the file, the key path (e
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -19,6 +20,7 @@ from ikev2.config.model import (
     AuthKind,
     ChildConfig,
     ConnectionConfig,
+    DpdAction,
     EngineConfig,
     Identity,
     Mode,
@@ -39,7 +41,14 @@ from ikev2.protocol.ts import (
     TrafficSelector,
 )
 
-__all__ = ["load_config", "load_config_text", "parse_psk", "parse_ts"]
+__all__ = [
+    "load_config",
+    "load_config_text",
+    "parse_bytes",
+    "parse_duration",
+    "parse_psk",
+    "parse_ts",
+]
 
 ANY = "%any"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -58,6 +67,8 @@ _PROTO_NAMES = {
     "sctp": 132,
     "gre": 47,
 }
+# protocols whose selectors carry real port numbers (TCP, UDP, DCCP, SCTP, UDP-Lite)
+_PORT_PROTOCOLS = frozenset({IPPROTO_TCP, IPPROTO_UDP, 33, 132, 136})
 
 
 # --- public entry points -------------------------------------------------------------
@@ -100,6 +111,74 @@ def parse_psk(text: str) -> bytes:
     return value
 
 
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_HINT = 'write seconds (90, 2.5) or a number with unit s, m, h or d ("90s", "30m", ' \
+    '"4h", "1d")'
+_SIZE_RE = re.compile(r"^(\d+)\s*(?:([kmgt])(?:i?b)?|b)?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+MAX_COUNT = (1 << 64) - 1  # the kernel's byte/packet limits are 64-bit
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a TOML number (seconds) or a strongSwan-style string: '90', '90s',
+    '30m', '4h', '1d', '1.5h'. Raises ValueError saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"must be a duration, not {_describe(value)}; {_DURATION_HINT}")
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value.strip())
+        if m is None:
+            negative = value.strip().startswith("-")
+            raise ValueError(
+                f"{value!r} is not a duration"
+                + (" (durations cannot be negative)" if negative else "")
+                + f"; {_DURATION_HINT}"
+            )
+        return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    seconds = float(value)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a finite number of seconds")
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative; durations are 0 or more seconds")
+    return seconds
+
+
+def parse_bytes(value: object) -> int:
+    """A byte count from an integer or a string with a binary suffix: '512k', '100M',
+    '4G', '1T' (also 'KiB', 'MB' spellings; 1k = 1024). Raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(
+            f"must be a byte count (an integer, or a string like \"100M\"), not "
+            f"{_describe(value)}"
+        )
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value.strip())
+        if m is None:
+            raise ValueError(
+                f"{value!r} is not a byte count; write an integer or a number with suffix "
+                'k, M, G or T (1k = 1024), e.g. "100M"'
+            )
+        value = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
+    return _count_in_range(value)
+
+
+def _count_in_range(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{value} is negative; use 0 for no limit")
+    if value > MAX_COUNT:
+        raise ValueError(f"{value} is larger than the kernel's 64-bit limit")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in the config syntax, for messages: '4h', '90m', '396s', '2.5s'."""
+    seconds = round(seconds, 6)  # 3960.0000000000005 (rekey_time * 1.1) is 66m
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_ts(text: str) -> TsConfig:
     """'dynamic', a CIDR or address, or 'a-b', with an optional '[proto]' / '[proto/port]'
     suffix: '[tcp/80]', '[udp/1000-2000]', '[icmp/8]', '[mh/5]', '[135]'."""
@@ -116,6 +195,11 @@ def parse_ts(text: str) -> TsConfig:
     addr = addr.strip()
     if not addr:
         raise ValueError(f"no address in {text!r}")
+    if addr == "dynamic":
+        raise ValueError(
+            f"{text!r}: 'dynamic' takes no protocol or port; write this side's address "
+            "with the suffix instead (e.g. '192.0.2.1[tcp/80]')"
+        )
     if "-" in addr and "/" not in addr:
         start, _, end = addr.partition("-")
         try:
@@ -162,6 +246,11 @@ def _parse_proto(text: str, version: int) -> tuple[int, tuple[int, int]]:
         proto = _PROTO_NAMES[name]
         if proto == IPPROTO_ICMP and version == 6:
             proto = IPPROTO_ICMPV6
+        elif proto in (IPPROTO_ICMPV6, IPPROTO_MH) and version == 4:
+            raise ValueError(
+                f"{name!r} is an IPv6 protocol but the selector is IPv4"
+                + (" (use 'icmp')" if proto == IPPROTO_ICMPV6 else "")
+            )
     else:
         close = difflib.get_close_matches(name, list(_PROTO_NAMES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -180,6 +269,13 @@ def _parse_proto(text: str, version: int) -> tuple[int, tuple[int, int]]:
         # RFC 4877 §4.3: MH type in the high octet
         mh = _int_in(port_text, 0, 255, "Mobility Header type")
         return proto, (mh << 8, mh << 8)
+    if proto not in _PORT_PROTOCOLS:
+        # RFC 7296 §3.13.1: protocols without ports (and protocol 0) carry 0-65535
+        what = "any protocol (0)" if proto == 0 else f"IP protocol {proto}"
+        raise ValueError(
+            f"{what} has no ports; drop '/{port_text}' or name a protocol with ports "
+            "(tcp, udp, sctp)"
+        )
     lo, dash, hi = port_text.partition("-")
     start = _int_in(lo, 0, 65535, "port")
     end = _int_in(hi, 0, 65535, "port") if dash else start
@@ -263,6 +359,32 @@ class _Table:
             raise self.error(name, f"port {value} is out of range 1-65535")
         return value
 
+    def duration(self, name: str, default: Any) -> Any:
+        """Seconds (float) from a number or a '30m'-style string; `default` when absent."""
+        self.taken.add(name)
+        if name not in self.data:
+            return default
+        try:
+            return parse_duration(self.data[name])
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def byte_count(self, name: str, default: int = 0) -> int:
+        self.taken.add(name)
+        if name not in self.data:
+            return default
+        try:
+            return parse_bytes(self.data[name])
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def count(self, name: str, default: int = 0) -> int:
+        value = self.get(name, int, default)
+        try:
+            return _count_in_range(value)
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.get(name, str, default)
         if value not in choices:
@@ -279,6 +401,11 @@ class _Table:
                     "unknown key" + (_did_you_mean(name, known) or
                                      f" (known keys here: {', '.join(known)})"),
                 )
+
+
+def _default(cls: type, name: str) -> Any:
+    """A dataclass field's default (slots dataclasses keep none as class attributes)."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _describe(value: Any) -> str:
@@ -332,7 +459,7 @@ class _Loader:
                 raise self.error(
                     sub.path, "connection names use letters, digits, '_', '.', '-' (max 64)"
                 )
-            conn = self._connection(sub, name, listen, ike_port)
+            conn = self._connection(sub, name, listen, ike_port, natt_port)
             for child in conn.children:
                 if child.name in child_owner:
                     raise self.error(
@@ -393,6 +520,10 @@ class _Loader:
         cookie = table.get("cookie_threshold", int, d.cookie_threshold)
         if cookie < 0:
             raise table.error("cookie_threshold", "must be 0 or more")
+        block = table.get("block_threshold", int, d.block_threshold)
+        if block < 0:
+            raise table.error("block_threshold", "must be 0 (off) or more")
+        rotation = self._positive(table, "cookie_rotation", d.cookie_rotation)
         cache = self._positive(table, "response_cache_time", d.response_cache_time)
         table.done()
         return EngineConfig(
@@ -401,14 +532,16 @@ class _Loader:
             nonce_size=nonce,
             half_open_timeout=half_open,
             cookie_threshold=cookie,
+            block_threshold=block,
+            cookie_rotation=rotation,
             response_cache_time=cache,
         )
 
     @staticmethod
     def _positive(table: _Table, name: str, default: float) -> float:
-        value = table.get(name, float, default)
+        value: float = table.duration(name, default)
         if value <= 0:
-            raise table.error(name, f"must be a positive number of seconds, not {value}")
+            raise table.error(name, f"must be more than 0 seconds, not {value:g}")
         return value
 
     def _addrs(self, table: _Table, name: str, default: Any) -> tuple[str, ...]:
@@ -433,7 +566,7 @@ class _Loader:
         return tuple(out)
 
     def _connection(
-        self, t: _Table, name: str, listen: tuple[str, ...], ike_port: int
+        self, t: _Table, name: str, listen: tuple[str, ...], ike_port: int, natt_port: int
     ) -> ConnectionConfig:
         local_addrs = self._addrs(t, "local_addrs", [ANY])
         remote_addrs = self._addrs(t, "remote_addrs", _MISSING)
@@ -455,6 +588,12 @@ class _Loader:
                     "remote_addrs", "no address family in common with local_addrs"
                 )
         local_port = t.port("local_port", ike_port)
+        if local_port not in (ike_port, natt_port):
+            raise t.error(
+                "local_port",
+                f"{local_port}: ikev2d listens on daemon.ike_port ({ike_port}) and "
+                f"daemon.natt_port ({natt_port}) only; use one of them or omit the key",
+            )
         remote_port = t.port("remote_port", ike_port)
         ike_proposals = self._proposals(t, "ike_proposals", ProtocolId.IKE)
         encap = t.get("encap", bool, False)
@@ -464,6 +603,11 @@ class _Loader:
         psk_text = t.get("psk", str, None)
         psk = self._psk(t, "psk", psk_text) if psk_text is not None else None
         retransmit = self._retransmit(t.table("retransmit", {}))
+        lifetimes = self._ike_lifetimes(t)
+        dpd_delay: float = t.duration("dpd_delay", 0.0)
+        dpd_action = DpdAction(
+            t.choice("dpd_action", tuple(a.value for a in DpdAction), DpdAction.CLEAR.value)
+        )
 
         local_t = t.table("local", {})
         remote_t = t.table("remote", {})
@@ -505,7 +649,30 @@ class _Loader:
             fragmentation=fragmentation,
             send_initial_contact=initial_contact,
             retransmit=retransmit,
+            rekey_time=lifetimes[0],
+            reauth_time=lifetimes[1],
+            over_time=lifetimes[2],
+            rand_time=lifetimes[3],
+            dpd_delay=dpd_delay,
+            dpd_action=dpd_action,
         )
+
+    def _ike_lifetimes(self, t: _Table) -> tuple[float, float, float | None, float | None]:
+        """rekey_time, reauth_time, over_time, rand_time of an IKE SA (RFC 7296 §2.8)."""
+        rekey: float = t.duration("rekey_time", _default(ConnectionConfig, "rekey_time"))
+        reauth: float = t.duration("reauth_time", _default(ConnectionConfig, "reauth_time"))
+        over: float | None = t.duration("over_time", None)
+        rand: float | None = t.duration("rand_time", None)
+        renew = min((x for x in (rekey, reauth) if x > 0), default=0.0)
+        if rand is not None and renew > 0 and rand >= renew:
+            which = "rekey_time" if renew == rekey else "reauth_time"
+            raise t.error(
+                "rand_time",
+                f"{format_duration(rand)} must be less than {which} "
+                f"({format_duration(renew)}): the jitter is subtracted from it; lower "
+                f"rand_time or raise {which}",
+            )
+        return rekey, reauth, over, rand
 
     def _retransmit(self, t: _Table | None) -> RetransmitConfig:
         assert t is not None
@@ -610,6 +777,9 @@ class _Loader:
         if not 0 <= replay <= 4096:
             raise t.error("replay_window", f"{replay} is out of range 0-4096")
         install_policies = t.get("install_policies", bool, True)
+        rekey, life, rand = self._child_lifetimes(t)
+        rekey_bytes, life_bytes = self._limits(t, "bytes", t.byte_count)
+        rekey_packets, life_packets = self._limits(t, "packets", t.count)
         t.done()
         return ChildConfig(
             name=name,
@@ -620,7 +790,57 @@ class _Loader:
             start_action=start,
             replay_window=replay,
             install_policies=install_policies,
+            rekey_time=rekey,
+            life_time=life,
+            rand_time=rand,
+            rekey_bytes=rekey_bytes,
+            rekey_packets=rekey_packets,
+            life_bytes=life_bytes,
+            life_packets=life_packets,
         )
+
+    @staticmethod
+    def _child_lifetimes(t: _Table) -> tuple[float, float | None, float | None]:
+        """rekey_time, life_time, rand_time of a CHILD_SA (RFC 7296 §2.8, RFC 4301 §4.4.2.1)."""
+        rekey: float = t.duration("rekey_time", _default(ChildConfig, "rekey_time"))
+        life: float | None = t.duration("life_time", None)
+        rand: float | None = t.duration("rand_time", None)
+        if rekey > 0 and life is not None and life <= rekey:
+            raise t.error(
+                "life_time",
+                f"{format_duration(life)} must be greater than rekey_time "
+                f"({format_duration(rekey)}), or the CHILD_SA expires before it is rekeyed; "
+                "raise life_time or lower rekey_time",
+            )
+        if rekey > 0 and rand is not None:
+            if rand >= rekey:
+                raise t.error(
+                    "rand_time",
+                    f"{format_duration(rand)} must be less than rekey_time "
+                    f"({format_duration(rekey)}): the jitter is subtracted from it",
+                )
+            window = round((life if life is not None else rekey * 1.1) - rekey, 6)
+            if rand > window:
+                default = "" if life is not None else ", with the default life_time of 110 % " \
+                    "of rekey_time; set life_time to widen it"
+                raise t.error(
+                    "rand_time",
+                    f"{format_duration(rand)} is more than life_time - rekey_time "
+                    f"({format_duration(window)}{default}); lower rand_time",
+                )
+        return rekey, life, rand
+
+    @staticmethod
+    def _limits(t: _Table, unit: str, read: Callable[[str], int]) -> tuple[int, int]:
+        """rekey_<unit>, life_<unit>: soft and hard volume limits (0: none)."""
+        soft, hard = read(f"rekey_{unit}"), read(f"life_{unit}")
+        if soft and hard and hard <= soft:
+            raise t.error(
+                f"life_{unit}",
+                f"{hard} must be greater than rekey_{unit} ({soft}), or the CHILD_SA expires "
+                f"before it is rekeyed; raise life_{unit} or lower rekey_{unit}",
+            )
+        return soft, hard
 
     def _ts_list(self, t: _Table, name: str) -> tuple[TsConfig, ...]:
         texts = t.str_list(name, ["dynamic"])

@@ -269,8 +269,8 @@ def install(
     child.transforms = sel.transforms
     lifetimes.child_installed(engine, child, now)
     sa.children[child.child_id] = child
-    if log.isEnabledFor(logging.INFO):
-        log.info(
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
             "CHILD_SA %s{%d} installed SPIs %08x_i %08x_o %s %s %s === %s%s", cfg.name,
             child.child_id, spi_in, spi_out, suite, spec.mode, _ts(local_ts), _ts(remote_ts),
             " (UDP-encapsulated)" if spec.encap else "",
@@ -311,7 +311,7 @@ def _refuse(engine: Engine, sa: IkeSa, name: str, notify: NotifyType, reason: st
 
 
 def failed(engine: Engine, sa: IkeSa, name: str, reason: str, notify: str | None) -> None:
-    log.info("CHILD_SA %s of IKE_SA %s[%d] failed: %s", name, sa.name, sa.ike_id, reason)
+    log.debug("CHILD_SA %s of IKE_SA %s[%d] failed: %s", name, sa.name, sa.ike_id, reason)
     engine.emit(ChildSaFailed(sa.ike_id, name, reason, notify))
 
 

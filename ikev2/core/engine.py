@@ -356,12 +356,12 @@ class Engine:
             del self.by_spi[sa.local_spi]
         self.forget_half_open(sa)
         if sa.established_at is None:
-            log.info("IKE_SA %s[%d] failed: %s", sa.name, sa.ike_id, reason)
+            log.debug("IKE_SA %s[%d] failed: %s", sa.name, sa.ike_id, reason)
             self.emit(IkeSaFailed(sa.ike_id, sa.name, reason, notify))
         elif sa.rekeyed_to is not None:  # IkeSaRekeyed already told the world
             log.debug("IKE_SA %s[%d] (rekeyed) removed: %s", sa.name, sa.ike_id, reason)
         else:
-            log.info("IKE_SA %s[%d] deleted: %s", sa.name, sa.ike_id, reason)
+            log.debug("IKE_SA %s[%d] deleted: %s", sa.name, sa.ike_id, reason)
             self.emit(IkeSaDeleted(sa.ike_id, sa.name, reason))
 
     def error_response(

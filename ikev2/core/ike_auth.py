@@ -199,7 +199,7 @@ def _established(engine: Engine, sa: IkeSa, now: float) -> None:
     engine.forget_half_open(sa)
     sa.due.pop("half_open", None)
     lifetimes.ike_established(engine, sa, now)
-    log.info(
+    log.debug(
         "IKE_SA %s[%d] established %s[%d]-%s[%d] %s-%s SPIs %s_i %s_r %s%s", sa.name, sa.ike_id,
         *sa.local, *sa.remote, sa.local_id, sa.remote_id, sa.spi_i.hex(), sa.spi_r.hex(),
         sa.suite, " NAT-T" if sa.encap else "",

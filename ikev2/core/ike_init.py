@@ -121,9 +121,16 @@ def on_response(
     sa.nat_local, sa.nat_remote = nat_local, nat_remote
     sa.encap = conn.encap or nat_local or nat_remote
     if present and (sa.encap or conn.mobike):
-        natt = engine.config.natt_port
-        sa.local = (sa.local[0], natt)
-        sa.remote = (sa.remote[0], natt)
+        # float to the NAT-T port (§2.23) when the peer sits on the IKE port, as it does
+        # everywhere but in tests that put two daemons on one address with other ports
+        if sa.remote[1] == engine.config.ike_port:
+            sa.local = (sa.local[0], engine.config.natt_port)
+            sa.remote = (sa.remote[0], engine.config.natt_port)
+        elif sa.encap:
+            log.warning("IKE_SA %s[%d]: NAT detected but the peer's port %d is not the IKE "
+                        "port %d; staying on it (ESP-in-UDP needs port %d on both sides)",
+                        sa.name, sa.ike_id, sa.remote[1], engine.config.ike_port,
+                        engine.config.natt_port)
     sa.state = IkeState.INIT_DONE
     ike_auth.start(engine, sa, now)
     return None

@@ -9,11 +9,13 @@ from ikev2.core.events import (
     ChildSaEstablished,
     ChildSaFailed,
     ChildSaInfo,
+    ChildSaRekeyed,
     Endpoint,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaInfo,
+    IkeSaRekeyed,
 )
 
 
@@ -61,4 +63,16 @@ def format_event(event: object) -> tuple[int, str]:
         return logging.INFO, f"IKE_SA {event.name}[{event.ike_id}] deleted: {event.reason}"
     if isinstance(event, ChildSaDeleted):
         return logging.INFO, f"CHILD_SA {event.name}{{{event.child_id}}} deleted: {event.reason}"
+    if isinstance(event, IkeSaRekeyed):
+        ike = event.ike
+        return logging.INFO, (
+            f"IKE_SA {ike.name}[{event.old_ike_id}] rekeyed to {ike.name}[{ike.ike_id}] "
+            f"{ike_line(ike)}"
+        )
+    if isinstance(event, ChildSaRekeyed):
+        c = event.child
+        return logging.INFO, (
+            f"CHILD_SA {c.name}{{{event.old_child_id}}} rekeyed to {c.name}{{{c.child_id}}} "
+            f"{child_line(c)}"
+        )
     return logging.INFO, f"event {event!r}"

@@ -30,13 +30,40 @@ class StartupError(Exception):
 
 
 def make_kernel(config: DaemonConfig) -> object:
-    """The configured kernel backend. Raises ConfigError for an unusable choice."""
+    """The configured kernel backend. Raises ConfigError for an unusable choice.
+
+    xfrm: constructing it only checks that NETLINK_XFRM is usable (so `--check` changes
+    nothing); stale entries of a crashed ikev2d go on first use, and everything ikev2d
+    installed goes at exit (docs/kernel.md)."""
     if config.kernel == "memory":
         from ikev2.kernel.memory import MemoryKernel
 
         return MemoryKernel(random_bytes=os.urandom)
+    if config.kernel == "xfrm":
+        import atexit
+        import errno
+
+        from ikev2.errors import KernelError
+        from ikev2.kernel.xfrm import XfrmKernel
+
+        try:
+            kernel = XfrmKernel()
+        except KernelError as exc:
+            why = (
+                "needs root (CAP_NET_ADMIN) to program IPsec SAs and policies"
+                if exc.errno == errno.EPERM
+                else f"cannot use the kernel's XFRM netlink interface ({exc})"
+            )
+            raise ConfigError(
+                f'kernel = "xfrm" {why}; run ikev2d as root on a kernel with '
+                'CONFIG_XFRM_USER, or use kernel = "memory" (no kernel IPsec)',
+                source=config.source,
+                key="daemon.kernel",
+            ) from None
+        atexit.register(kernel.close)
+        return kernel
     raise ConfigError(
-        f"{config.kernel} backend not available yet (use kernel = \"memory\")",
+        f"{config.kernel} backend not available (use kernel = \"memory\" or \"xfrm\")",
         source=config.source,
         key="daemon.kernel",
     )
@@ -81,7 +108,7 @@ def setup_logging(level: str) -> None:
 
 async def serve(config: DaemonConfig, engine: object) -> int:
     """Run until SIGINT/SIGTERM, then shut down cleanly. Returns the exit code."""
-    from ikev2.daemon.runner import Daemon
+    from ikev2.daemon.runner import Daemon, StartError
     from ikev2.daemon.sockets import BindError
 
     daemon = Daemon(config, engine)  # type: ignore[arg-type]
@@ -101,7 +128,11 @@ async def serve(config: DaemonConfig, engine: object) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        daemon.start()
+        try:
+            daemon.start()
+        except StartError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
         await stop.wait()
         logging.getLogger("ikev2d").info("%s received", received[0])
         await daemon.shutdown()

@@ -31,6 +31,10 @@ STATE_WRITE_DELAY = 0.05  # coalesce state-file rewrites after bursts of events
 SHUTDOWN_TIMEOUT = 2.0
 
 
+class StartError(Exception):
+    """The daemon cannot start (e.g. its state file cannot be written); exit code 1."""
+
+
 class EnginePort(Protocol):
     """The part of `ikev2.core.engine.Engine` the daemon drives."""
 
@@ -70,6 +74,8 @@ class Daemon:
         self._state_pending: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._stopping = False
+        self._closed = False
+        self._state_broken = False
         self.dropped = 0  # datagrams dropped because handling them raised
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -81,7 +87,17 @@ class Daemon:
             )
 
     def start(self) -> None:
-        """Register readers, load connections, initiate start_action=initiate ones."""
+        """Write the first state file, register readers, load connections, initiate
+        start_action=initiate ones. Raises sockets.BindError or StartError."""
+        if self.config.state_file:
+            try:
+                write_state(self.config.state_file, ())
+            except OSError as exc:
+                self._state_broken = True  # no second complaint from close()
+                raise StartError(
+                    f"cannot write state file {self.config.state_file}: "
+                    f"{(exc.strerror or str(exc)).lower()} (check daemon.state_file)"
+                ) from None
         self.open_sockets()
         assert self.sockets is not None
         self._loop = asyncio.get_running_loop()
@@ -94,8 +110,6 @@ class Daemon:
             self.sockets.describe(), len(self.config.connections),
             ", ".join(c.name for c in self.config.connections) or "none",
         )
-        if self.config.state_file:
-            self._write_state()
         for conn in self.config.connections:
             actions = {c.start_action for c in conn.children}
             if StartAction.TRAP in actions:
@@ -147,6 +161,11 @@ class Daemon:
         log.info("ikev2d stopped")
 
     def close(self) -> None:
+        """Stop reading, cancel timers, close the sockets; the state file then says the
+        daemon stopped (its SAs went with it). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
@@ -159,7 +178,7 @@ class Daemon:
                     self._loop.remove_reader(us.sock.fileno())
             self.sockets.close()
         if self.config.state_file:
-            self._write_state()
+            self._write_state(running=False)
 
     # --- the hot path ------------------------------------------------------------------
     def _on_readable(self, us: UdpSocket) -> None:
@@ -250,12 +269,12 @@ class Daemon:
         if self._state_pending is None and self._loop is not None:
             self._state_pending = self._loop.call_later(STATE_WRITE_DELAY, self._write_state)
 
-    def _write_state(self) -> None:
+    def _write_state(self, *, running: bool = True) -> None:
         self._state_pending = None
         path = self.config.state_file
-        if not path:
+        if not path or self._state_broken:
             return
         try:
-            write_state(path, self.engine.ike_sas())
+            write_state(path, self.engine.ike_sas() if running else (), running=running)
         except OSError as exc:
             log.warning("cannot write state file %s: %s", path, exc)

@@ -1,10 +1,11 @@
 """The state file: a JSON snapshot of `engine.ike_sas()`, replaced atomically, so scripts
 (and `ikev2ctl list-sas`, `ikev2d demo`) can read the SA table without an API.
 
-    {"version": 1, "pid": 1234, "written_at": 1715000000.0,
+    {"version": 1, "pid": 1234, "running": true, "written_at": 1715000000.0,
      "ike_sas": [ {IkeSaInfo fields..., "children": [ {ChildSaInfo fields...} ]} ]}
 
-SPIs are integers; endpoints are [address, port] lists; times are UNIX times.
+SPIs are integers; endpoints are [address, port] lists; every `*_at` field is a UNIX time
+(or null). When the daemon stops it writes `"running": false` and no SAs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +25,36 @@ from ikev2.core.events import ChildSaInfo, IkeSaInfo
 FORMAT_VERSION = 1
 
 
-def snapshot(ike_sas: Iterable[IkeSaInfo]) -> dict[str, Any]:
-    """The document; the engine's monotonic timestamps become UNIX times."""
+def snapshot(ike_sas: Iterable[IkeSaInfo], *, running: bool = True) -> dict[str, Any]:
+    """The document; the engine's monotonic timestamps (`*_at`) become UNIX times."""
     now = time.time()
     offset = now - time.monotonic()
     out = []
     for sa in ike_sas:
         d = asdict(sa)
-        if d["established_at"] is not None:
-            d["established_at"] += offset
+        _to_unix(d, offset)
         for c in d["children"]:
-            c["installed_at"] += offset
+            _to_unix(c, offset)
         out.append(d)
-    return {"version": FORMAT_VERSION, "pid": os.getpid(), "written_at": now, "ike_sas": out}
+    return {
+        "version": FORMAT_VERSION,
+        "pid": os.getpid(),
+        "running": running,
+        "written_at": now,
+        "ike_sas": out,
+    }
 
 
-def write_state(path: str | Path, ike_sas: Iterable[IkeSaInfo]) -> None:
+def _to_unix(d: dict[str, Any], offset: float) -> None:
+    for key, value in d.items():
+        if key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool):
+            d[key] = value + offset
+
+
+def write_state(path: str | Path, ike_sas: Iterable[IkeSaInfo], *, running: bool = True) -> None:
     """Write the snapshot to a temp file in the same directory, then rename over `path`."""
     path = Path(path)
-    text = json.dumps(snapshot(ike_sas), indent=1)
+    text = json.dumps(snapshot(ike_sas, running=running), indent=1)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -78,8 +90,11 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], list[IkeSaInfo]]:
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass from its dict; fields with defaults may be missing (older writers)."""
     kwargs = {}
     for f in fields(cls):
+        if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
+            continue
         value = data[f.name]
         if isinstance(value, list):
             value = tuple(value)
