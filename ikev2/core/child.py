@@ -4,6 +4,7 @@ traffic-selector narrowing, transport mode, KEYMAT and the kernel install."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -232,12 +233,15 @@ def install(
         e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
     else:
         e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+    local, remote = sa.local[0], sa.remote[0]
+    if transport and not sa.encap:  # SAs bound to other addresses, e.g. a HoA (RFC 4877)
+        local, remote = _bound(local_ts, local), _bound(remote_ts, remote)
     spec = ChildSaSpec(
         reqid=reqid if reqid is not None else engine.new_reqid(),
         protocol=_ESP,
         mode="transport" if transport else "tunnel",
-        local=sa.local[0],
-        remote=sa.remote[0],
+        local=local,
+        remote=remote,
         spi_in=spi_in,
         spi_out=spi_out,
         encr_id=encr_t[1],
@@ -278,6 +282,19 @@ def install(
     if emit:
         engine.emit(ChildSaEstablished(sa.ike_id, child.info()))
     return child
+
+
+def _bound(selectors: tuple[TrafficSelector, ...], ike_addr: str) -> str:
+    """The outer address of a transport-mode SA: the IKE address, unless every selector
+    names one other host (a Home Address: BU/BA SAs of RFC 4877 §4.2 are HoA-bound)."""
+    addrs = {(t.start_addr, t.end_addr) for t in selectors}
+    if len(addrs) != 1:
+        return ike_addr
+    start, end = next(iter(addrs))
+    if start != end:
+        return ike_addr
+    host = str(ipaddress.ip_address(start))
+    return host if host != ike_addr else ike_addr
 
 
 def remove(engine: Engine, sa: IkeSa, child: ChildSa, reason: str) -> None:

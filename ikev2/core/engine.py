@@ -20,6 +20,7 @@ from ikev2.core import (
     ike_rekey,
     informational,
     lifetimes,
+    mobike,
 )
 from ikev2.core.events import (
     Datagram,
@@ -28,6 +29,7 @@ from ikev2.core.events import (
     IkeSaDeleted,
     IkeSaFailed,
     IkeSaInfo,
+    IkeSaUpdated,
 )
 from ikev2.core.sa import LIVE_IKE, ChildSa, ChildState, IkeSa, IkeState, Pending
 from ikev2.errors import DropMessage, IkeError, IntegrityError, InvalidMajorVersion, InvalidSyntax
@@ -75,6 +77,7 @@ class Engine:
         self.half_open_by_ip: dict[str, int] = {}
         self.cookies = cookies.CookieJar(random_bytes(32))
         self.cookie_rotated: float | None = None
+        self.local_addresses: tuple[str, ...] = ()  # for MOBIKE (set_local_addresses)
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
         self._timers: list[tuple[float, int, int]] = []
@@ -160,6 +163,74 @@ class Engine:
         sa = self._live(ike_id)
         if sa.pending is None:
             self.send_request(sa, ExchangeType.INFORMATIONAL, [], None, now)
+
+    def set_local_addresses(self, addresses: list[str] | tuple[str, ...], now: float) -> None:
+        """This host's usable addresses changed (the daemon watches netlink). MOBIKE
+        initiators whose address went move (RFC 4555 §3.5); peers get the new list."""
+        new = tuple(dict.fromkeys(str(ipaddress.ip_address(a)) for a in addresses))
+        if new == self.local_addresses:
+            return
+        first = not self.local_addresses
+        self.local_addresses = new
+        if not first:
+            mobike.addresses_changed(self, now)
+
+    def update_addresses(
+        self, ike_id: int, now: float, *, local: str | None = None, remote: str | None = None,
+        mode: str = "auto",
+    ) -> IkeSaInfo:
+        """Move an IKE SA and its CHILD_SAs to a new local and/or remote address (a
+        handover). `mode` "mobike": signal it with UPDATE_SA_ADDRESSES (RFC 4555 §3.5; we
+        must be the IKE SA initiator and MOBIKE negotiated), the CHILD_SAs move on the
+        answer; "kbit": move here without an exchange (RFC 4877 §4.4, both ends moved by
+        a K-bit Binding Update); "auto": mobike when possible, else kbit. Kernel SAs keep
+        SPIs, keys and sequence numbers; HoA-bound transport SAs stay. ValueError for an
+        impossible request; KernelError if the kernel refuses (nothing moved)."""
+        sa = self._live(ike_id)
+        if mode not in ("auto", "mobike", "kbit"):
+            raise ValueError(f"mode {mode!r}: use auto, mobike or kbit")
+        use_mobike = sa.mobike and sa.initiator
+        if mode == "mobike" and not use_mobike:
+            raise ValueError(
+                "MOBIKE was not negotiated on this IKE SA" if not sa.mobike else
+                "only the IKE SA initiator can send UPDATE_SA_ADDRESSES (RFC 4555 §3.5)"
+            )
+        new_local = (str(ipaddress.ip_address(local)), sa.local[1]) if local else sa.local
+        new_remote = (str(ipaddress.ip_address(remote)), sa.remote[1]) if remote else sa.remote
+        if ipaddress.ip_address(new_local[0]).version != ipaddress.ip_address(
+            new_remote[0]
+        ).version:
+            raise ValueError(f"{new_local[0]} and {new_remote[0]} are of different families")
+        if (new_local, new_remote) == (sa.local, sa.remote):
+            return sa.info()
+        if use_mobike and mode != "kbit":
+            mobike.start_update(self, sa, new_local, new_remote, now)
+            return sa.info()
+        moved: list[tuple[ChildSa, object]] = []
+        try:
+            for c in sa.children.values():
+                if not mobike.follows(c, sa.local[0], sa.remote[0]):
+                    continue
+                moved.append((c, c.spec))
+                c.spec = self.kernel.migrate_child(c.spec, new_local[0], new_remote[0],
+                                                   c.spec.encap)
+        except Exception:
+            for c, old_spec in moved[:-1]:  # put back what already moved
+                try:
+                    c.spec = self.kernel.migrate_child(c.spec, old_spec.local,  # type: ignore
+                                                       old_spec.remote,  # type: ignore
+                                                       old_spec.encap)  # type: ignore
+                except Exception:
+                    log.exception("CHILD_SA %s{%d}: cannot move back", c.config.name,
+                                  c.child_id)
+            raise
+        old_local, old_remote = sa.local, sa.remote
+        sa.local, sa.remote = new_local, new_remote
+        log.info("IKE_SA %s[%d] moved %s[%d]-%s[%d] -> %s[%d]-%s[%d]", sa.name, sa.ike_id,
+                 *old_local, *old_remote, *new_local, *new_remote)
+        info = sa.info()
+        self.emit(IkeSaUpdated(old_local, old_remote, info))
+        return info
 
     def on_child_expire(self, spi_in: int, hard: bool, now: float) -> bool:
         """A kernel lifetime expired (bytes/packets): soft → rekey, hard → delete. False if

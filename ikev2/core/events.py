@@ -103,6 +103,15 @@ class IkeSaRekeyed:
 
 
 @dataclass(frozen=True, slots=True)
+class IkeSaUpdated:
+    """The IKE SA (and its CHILD_SAs) moved to other addresses (RFC 4555, RFC 4877)."""
+
+    old_local: Endpoint
+    old_remote: Endpoint
+    ike: IkeSaInfo
+
+
+@dataclass(frozen=True, slots=True)
 class ChildSaRekeyed:
     """CHILD_SA `old_child_id` was replaced by `child` (RFC 7296 §2.8)."""
 
@@ -112,8 +121,8 @@ class ChildSaRekeyed:
 
 
 Event = (
-    IkeSaEstablished | IkeSaFailed | IkeSaDeleted | IkeSaRekeyed | ChildSaEstablished
-    | ChildSaFailed | ChildSaDeleted | ChildSaRekeyed
+    IkeSaEstablished | IkeSaFailed | IkeSaDeleted | IkeSaRekeyed | IkeSaUpdated
+    | ChildSaEstablished | ChildSaFailed | ChildSaDeleted | ChildSaRekeyed
 )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ikev2.config.model import ConnectionConfig, Identity
 from ikev2.core import child, lifetimes
+from ikev2.core import mobike as mobike_mod
 from ikev2.core.events import ChildSaEstablished, IkeSaEstablished
 from ikev2.core.sa import IkeSa, IkeState
 from ikev2.crypto.auth import psk_auth, signed_octets
@@ -57,6 +58,7 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
     payloads.append(AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), octets)))
     if conn.mobike:
         payloads.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
+        payloads += mobike_mod.address_list(engine, sa)
     if conn.children:
         try:
             payloads += child.build_request(engine, sa, conn.children[0])
@@ -112,6 +114,8 @@ def on_response(
         return
     sa.remote_id = peer
     sa.mobike = conn.mobike and mobike
+    if sa.mobike:
+        mobike_mod.note_peer_addresses(sa, [p for p in payloads if isinstance(p, Notify)])
     new_child = child.complete_request(engine, sa, payloads, now, emit=False)
     _established(engine, sa, now)
     if new_child is not None:
@@ -168,6 +172,8 @@ def handle_request(
     out: list = [own, AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), mine))]
     if sa.mobike:
         out.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
+        out += mobike_mod.address_list(engine, sa)
+        mobike_mod.note_peer_addresses(sa, [p for p in payloads if isinstance(p, Notify)])
     child_payloads, new_child = child.respond(engine, sa, payloads, now)
     out += child_payloads
     _established(engine, sa, now)

@@ -23,8 +23,14 @@ def handle_request(
     engine: Engine, sa: IkeSa, header: Header, payloads: list, local: Endpoint,
     remote: Endpoint, now: float,
 ) -> list:
-    """Answer every INFORMATIONAL request (7296-32); deletes per §1.4.1."""
+    """Answer every INFORMATIONAL request (7296-32); deletes per §1.4.1; MOBIKE per
+    RFC 4555 §3.5/§3.6."""
     out: list = []
+    notifies = [p for p in payloads if isinstance(p, Notify)]
+    if notifies and sa.mobike:
+        from ikev2.core import mobike
+
+        out += mobike.handle_request(engine, sa, notifies, local, remote, now)
     for p in payloads:
         if isinstance(p, Delete):
             if p.protocol == ProtocolId.IKE:

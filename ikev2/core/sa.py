@@ -42,7 +42,9 @@ QueuedRequest = tuple[int, list[Any], Callable[..., None] | None]
 class Pending:
     """Our one outstanding request (window size 1) and its retransmission state (§2.1, §2.4)."""
 
-    __slots__ = ("datagrams", "deadline", "exchange", "message_id", "on_response", "sent")
+    __slots__ = (
+        "datagrams", "deadline", "exchange", "message_id", "on_response", "sent", "update",
+    )
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class Pending:
         self.on_response = on_response
         self.deadline = deadline
         self.sent = 1
+        self.update = False  # a MOBIKE UPDATE_SA_ADDRESSES request
 
 
 class ChildSa:
@@ -142,12 +145,14 @@ class IkeSa:
         "local",
         "local_id",
         "mobike",
+        "moving",
         "nat_local",
         "nat_remote",
         "next_id_in",
         "next_id_out",
         "ni",
         "nr",
+        "peer_addrs",
         "peer_window",
         "pending",
         "prf",
@@ -167,6 +172,7 @@ class IkeSa:
         "suite",
         "temp_failures",
         "transforms",
+        "update_again",
     )
 
     def __init__(
@@ -233,6 +239,9 @@ class IkeSa:
         self.rekeyed_to: IkeSa | None = None
         self.create_reqs: list[Any] = []  # our CREATE_CHILD_SA requests, sent or queued
         self.reauth_of: int | None = None  # the IKE SA this one reauthenticates
+        self.peer_addrs: tuple[str, ...] = ()  # the peer's ADDITIONAL_* list (RFC 4555 §3.6)
+        self.moving: Any = None  # MOBIKE: the addresses before an unanswered UPDATE
+        self.update_again = False
 
     @property
     def name(self) -> str:

@@ -503,3 +503,34 @@ def test_wire_messages_parse() -> None:
     pair.deliver_all()
     for _, d in pair.wire:
         parse_message(d.data)
+
+
+# -- handover (the daemon-side move; MOBIKE signalling is issue 6) --------------------------
+def test_4877_update_addresses_moves_ike_and_child_sas() -> None:
+    from ikev2.core.events import IkeSaUpdated
+
+    pair, ike_id = _up()
+    new = "2001:db8:2::1"
+    pair.a.engine.update_addresses(ike_id, pair.now, local=new, mode="kbit")
+    pair.b.engine.update_addresses(_b_id(pair), pair.now, remote=new, mode="kbit")
+    (ev,) = pair.a.of(IkeSaUpdated)
+    assert ev.ike.local[0] == new and ev.old_local[0] != new
+    assert {k[0] for k in pair.a.kernel.children} == {new}
+    assert {c.remote for c in pair.b.kernel.children.values()} == {new}
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].pending is None  # answered on the new path
+    consistent(pair, children=1)
+    with pytest.raises(ValueError):
+        pair.a.engine.update_addresses(ike_id, pair.now, remote="192.0.2.2", mode="kbit")
+
+
+def test_update_addresses_kernel_refusal_moves_nothing() -> None:
+    from ikev2.errors import KernelError
+
+    pair, ike_id = _up()
+    pair.a.kernel.fail_migrate = "no migrate here"
+    before = pair.a.engine.ike_sa(ike_id)
+    with pytest.raises(KernelError):
+        pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:2::1", mode="kbit")
+    assert pair.a.engine.ike_sa(ike_id) == before

@@ -1,0 +1,257 @@
+"""MOBIKE (RFC 4555) with two engines in memory: negotiation, address lists, the
+initiator's UPDATE_SA_ADDRESSES and the responder's checks, NAT appearing and going,
+lost updates, return routability (REQUIREMENTS 4555-*)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ikev2.config.model import ChildConfig, Mode
+from ikev2.core import mobike
+from ikev2.core.events import Datagram, IkeSaUpdated
+from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId
+from ikev2.protocol.header import parse_header
+from ikev2.protocol.payloads import Notify
+from tests.core.harness import A_ADDR, B_ADDR, Pair, make_conn, mirror, ts
+from tests.core.test_lifecycle import _b_id, consistent
+
+NEW = "2001:db8:2::1"
+NAT = "2001:db8:99::1"
+
+
+def _up(a_addrs=(A_ADDR,), b_addrs=(B_ADDR,), **kw) -> tuple[Pair, int]:
+    pair = Pair()
+    pair.a.engine.set_local_addresses(list(a_addrs), pair.now)
+    pair.b.engine.set_local_addresses(list(b_addrs), pair.now)
+    b_conn = kw.pop("b_conn", None)
+    a = make_conn(**kw)
+    # the responder accepts the initiator from any address, as a HA does for its MNs
+    b = b_conn if b_conn is not None else replace(mirror(a), remote_addrs=("%any",))
+    ike_id = pair.connect(a, b)
+    return pair, ike_id
+
+
+def _infos(pair: Pair, sender: str) -> list[Datagram]:
+    return [d for s, d in pair.wire
+            if s == sender and parse_header(d.data).exchange == ExchangeType.INFORMATIONAL]
+
+
+def test_4555_01_one_sided_mobike_is_not_used() -> None:
+    pair = Pair()
+    a = make_conn()
+    ike_id = pair.connect(a, mirror(a, mobike=False))
+    assert not pair.a.engine.by_id[ike_id].mobike
+    with pytest.raises(ValueError, match="not negotiated"):
+        pair.a.engine.update_addresses(ike_id, pair.now, local=NEW, mode="mobike")
+
+
+def test_4555_02_mobike_floats_to_natt_without_a_nat() -> None:
+    pair, ike_id = _up()
+    sa = pair.a.engine.by_id[ike_id]
+    assert sa.mobike and sa.local[1] == 4500 and not sa.encap
+
+
+def test_4555_08_address_lists_in_ike_auth() -> None:
+    pair, ike_id = _up(a_addrs=(A_ADDR, "192.0.2.1", NEW))
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    assert b_sa.peer_addrs == ("192.0.2.1", NEW)  # not the address in the header
+    assert pair.a.engine.by_id[ike_id].peer_addrs == ()  # NO_ADDITIONAL_ADDRESSES
+
+
+def test_4555_04_initiator_update_moves_both_sides() -> None:
+    pair, ike_id = _up()
+    before = {(s.spi_i, s.spi_r) for s in pair.b.engine.by_id.values()}
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    (upd,) = _infos(pair, "a")
+    assert upd.local[0] == NEW  # sent from the new address
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    assert b_sa.remote == (NEW, 4500)
+    assert {(s.spi_i, s.spi_r) for s in pair.b.engine.by_id.values()} == before
+    assert {c.remote for c in pair.b.kernel.children.values()} == {NEW}
+    assert {c.local for c in pair.a.kernel.children.values()} == {NEW}
+    for n in (pair.a, pair.b):
+        assert len(n.of(IkeSaUpdated)) == 1
+    consistent(pair, children=1)
+    pair.a.engine.check_liveness(ike_id, pair.now)  # the new path works
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].pending is None
+
+
+def test_4555_03_the_responder_only_announces() -> None:
+    pair, _ = _up(b_addrs=(B_ADDR, "2001:db8:1::3"))
+    b_id = _b_id(pair)
+    with pytest.raises(ValueError, match="initiator"):
+        pair.b.engine.update_addresses(b_id, pair.now, local="2001:db8:1::3", mode="mobike")
+    pair.b.engine.set_local_addresses(["2001:db8:1::3"], pair.now)  # B loses B_ADDR
+    pair.deliver_all()
+    assert pair.b.engine.by_id[b_id].local[0] == B_ADDR  # B does not move on its own
+
+
+def test_local_address_loss_triggers_the_update() -> None:
+    pair, ike_id = _up(a_addrs=(A_ADDR, NEW))
+    pair.a.engine.set_local_addresses([NEW], pair.now)
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].local[0] == NEW
+    assert pair.b.engine.by_id[_b_id(pair)].remote[0] == NEW
+    consistent(pair, children=1)
+
+
+def test_4555_09_new_address_list_replaces_the_old() -> None:
+    pair, _ = _up(a_addrs=(A_ADDR, "192.0.2.1", NEW))
+    pair.a.engine.set_local_addresses([A_ADDR, NEW], pair.now)
+    pair.deliver_all()
+    assert pair.b.engine.by_id[_b_id(pair)].peer_addrs == (NEW,)
+
+
+def test_4555_17_lost_update_is_retransmitted_from_the_new_address() -> None:
+    pair, ike_id = _up()
+    dropped: list[Datagram] = []
+
+    def drop_first_update(d: Datagram, s: str) -> list[Datagram]:
+        if s == "a" and not dropped and parse_header(d.data).exchange == 37:
+            dropped.append(d)
+            return []
+        return [d]
+
+    pair.filter = drop_first_update
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    pair.advance(10)
+    assert dropped and pair.b.engine.by_id[_b_id(pair)].remote[0] == NEW
+    assert all(d.local[0] == NEW for d in _infos(pair, "a"))
+    consistent(pair, children=1)
+
+
+def test_4555_05_two_rapid_moves_end_on_the_last() -> None:
+    pair, ike_id = _up()
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:3::1")
+    pair.deliver_all()
+    assert pair.b.engine.by_id[_b_id(pair)].remote[0] == "2001:db8:3::1"
+    assert {c.local for c in pair.a.kernel.children.values()} == {"2001:db8:3::1"}
+    consistent(pair, children=1)
+
+
+def test_4555_12_unacceptable_address_keeps_the_old_pair() -> None:
+    a = make_conn()
+    b_conn = mirror(a)  # remote_addrs = (A_ADDR,): NEW is not acceptable to B
+    pair, ike_id = _up(b_conn=b_conn)
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].local[0] == A_ADDR
+    assert pair.b.engine.by_id[_b_id(pair)].remote[0] == A_ADDR
+    consistent(pair, children=1)
+
+
+def _wide_b():
+    a = make_conn()
+    return replace(mirror(a), remote_addrs=("%any",))
+
+
+def test_4555_06_nat_appears_and_goes() -> None:
+    pair, ike_id = _up(b_conn=_wide_b())
+
+    def nat(d: Datagram, s: str) -> list[Datagram]:
+        if s == "a" and d.local[0] == NEW:  # A's packets leave through a NAT
+            return [Datagram(d.data, (NAT, 4501), d.remote)]
+        if s == "b" and d.remote[0] == NAT:
+            return [Datagram(d.data, d.local, (NEW, 4500))]
+        return [d]
+
+    pair.filter = nat
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    a_sa, b_sa = pair.a.engine.by_id[ike_id], pair.b.engine.by_id[_b_id(pair)]
+    assert b_sa.remote == (NAT, 4501) and b_sa.nat_remote and b_sa.encap
+    assert a_sa.nat_local and a_sa.encap
+    assert {c.encap for c in pair.b.kernel.children.values()} == {(4500, 4501)}
+    assert {c.encap for c in pair.a.kernel.children.values()} == {(4500, 4500)}
+    # and out of the NAT again
+    pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:3::1")
+    pair.deliver_all()
+    assert not b_sa.encap and not a_sa.encap and b_sa.remote == ("2001:db8:3::1", 4500)
+    assert {c.encap for c in pair.b.kernel.children.values()} == {None}
+
+
+def test_4555_11_no_nats_allowed_mismatch_is_refused() -> None:
+    pair, _ = _up()
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    claimed = mobike._nat_tuple((NEW, 4500), (B_ADDR, 4500))
+    assert claimed is not None
+    out = mobike.handle_request(
+        pair.b.engine, b_sa,
+        [Notify(ProtocolId.NONE, NotifyType.UPDATE_SA_ADDRESSES),
+         Notify(ProtocolId.NONE, NotifyType.NO_NATS_ALLOWED, b"", claimed)],
+        (B_ADDR, 4500), (NAT, 4501), pair.now,
+    )
+    assert [n.type for n in out] == [NotifyType.UNEXPECTED_NAT_DETECTED]
+    assert b_sa.remote[0] == A_ADDR
+
+
+def test_4555_10_cookie2_not_echoed_closes_the_ike_sa() -> None:
+    pair, ike_id = _up()
+    sa = pair.a.engine.by_id[ike_id]
+    mobike.start_update(pair.a.engine, sa, (NEW, 4500), sa.remote, pair.now)
+    bad = [Notify(ProtocolId.NONE, NotifyType.COOKIE2, b"", b"x" * 16)]
+    mobike._on_update_response(b"y" * 16, pair.a.engine, sa, None, bad, b"", pair.now)
+    assert ike_id not in pair.a.engine.by_id
+
+
+def test_4555_13_path_test_changes_nothing() -> None:
+    pair, _ = _up()
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    probe = [Notify(ProtocolId.NONE, NotifyType.COOKIE2, b"", b"c" * 8),
+             Notify(ProtocolId.NONE, NotifyType.NAT_DETECTION_SOURCE_IP, b"", b"\0" * 20),
+             Notify(ProtocolId.NONE, NotifyType.NAT_DETECTION_DESTINATION_IP, b"", b"\0" * 20)]
+    out = mobike.handle_request(pair.b.engine, b_sa, probe, (B_ADDR, 4500), (NEW, 4500),
+                                pair.now)
+    assert b_sa.remote[0] == A_ADDR
+    assert NotifyType.COOKIE2 in [n.type for n in out]
+    assert NotifyType.NAT_DETECTION_SOURCE_IP in [n.type for n in out]
+
+
+def test_4555_16_new_child_after_a_move_uses_the_new_addresses() -> None:
+    pair, ike_id = _up()
+    a_conn = pair.a.engine.connections["home"]
+    extra = ChildConfig("net2", ts("2001:db8:a::/64"), ts("2001:db8:b::/64"))
+    pair.a.engine.load_connection(replace(a_conn, children=(*a_conn.children, extra)))
+    pair.a.engine.by_id[ike_id].conn = pair.a.engine.connections["home"]
+    b_conn = pair.b.engine.connections["home"]
+    b_extra = ChildConfig("net2", ts("2001:db8:b::/64"), ts("2001:db8:a::/64"))
+    pair.b.engine.load_connection(replace(b_conn, children=(*b_conn.children, b_extra)))
+    pair.b.engine.by_id[_b_id(pair)].conn = pair.b.engine.connections["home"]
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    pair.a.engine.create_child(ike_id, "net2", pair.now)
+    pair.deliver_all()
+    assert {c.local for c in pair.a.kernel.children.values()} == {NEW}
+    consistent(pair, children=2)
+
+
+def test_4555_14_hoa_bound_transport_sa_stays() -> None:
+    """A BU/BA-style transport SA between the HoA and the HA does not follow the CoA
+    (REQUIREMENTS 4555-14, 4877-06); the tunnel SA does."""
+    hoa = "2001:db8:aaaa::1"
+    bu = ChildConfig("bu", ts(f"{hoa}/128"), ts(f"{B_ADDR}/128"), mode=Mode.TRANSPORT)
+    bu_b = ChildConfig("bu", ts(f"{B_ADDR}/128"), ts(f"{hoa}/128"), mode=Mode.TRANSPORT)
+    a = make_conn()
+    a = replace(a, children=(bu, *a.children))
+    b = replace(mirror(make_conn()), children=(bu_b, *mirror(make_conn()).children),
+                remote_addrs=("%any",))
+    pair = Pair()
+    pair.a.engine.set_local_addresses([A_ADDR], pair.now)
+    ike_id = pair.connect(a, b)
+    pair.a.engine.create_child(ike_id, "net", pair.now)
+    pair.deliver_all()
+    children = pair.a.engine.by_id[ike_id].children.values()
+    outer = {c.config.name: c.spec.local for c in children}
+    assert outer == {"bu": hoa, "net": A_ADDR}
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.deliver_all()
+    children = pair.a.engine.by_id[ike_id].children.values()
+    outer = {c.config.name: c.spec.local for c in children}
+    assert outer == {"bu": hoa, "net": NEW}
+    consistent(pair, children=2)
