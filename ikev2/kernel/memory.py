@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ikev2.errors import KernelError
-from ikev2.kernel.base import ChildSaSpec, ChildSaStats
+from ikev2.kernel.base import (
+    AcquireRequest,
+    ChildSaExpired,
+    ChildSaSpec,
+    ChildSaStats,
+    KernelEvent,
+    ike_protocol,
+    moved_selectors,
+)
 
 
 @dataclass(slots=True)
 class MemoryKernel:
-    """Implements ikev2.kernel.base.KernelPort. `fail_install` makes installs fail, to
-    exercise the error path the xfrm backend hits on a kernel without ESP."""
+    """Implements ikev2.kernel.base.KernelPort and KernelEventSource. `fail_install` makes
+    installs fail, to exercise the error path the xfrm backend hits on a kernel without
+    ESP. Tests inject kernel events with `inject`, `expire` and `acquire`; `stats` sets what
+    `child_stats` reports."""
 
     random_bytes: Callable[[int], bytes] | None = None
     fail_install: str | None = None
+    fail_migrate: str | None = None
     children: dict[tuple[str, int], ChildSaSpec] = field(default_factory=dict)
     spis: set[tuple[str, int]] = field(default_factory=set)
+    stats: dict[int, ChildSaStats] = field(default_factory=dict)  # by spi_in
+    migrations: list[tuple[ChildSaSpec, ChildSaSpec]] = field(default_factory=list)
     _next_spi: int = 0xC0000001
+    _events: deque[KernelEvent] = field(default_factory=deque)
+    _pipe: tuple[int, int] | None = None
 
     def alloc_spi(self, local: str, remote: str, protocol: int) -> int:
         while True:
@@ -47,4 +65,71 @@ class MemoryKernel:
         self.spis.discard((spec.local, spec.spi_in))
 
     def child_stats(self, spec: ChildSaSpec) -> ChildSaStats:
-        return ChildSaStats()
+        return self.stats.get(spec.spi_in, ChildSaStats())
+
+    def migrate_child(
+        self, spec: ChildSaSpec, local: str, remote: str, encap: tuple[int, int] | None
+    ) -> ChildSaSpec:
+        if self.fail_migrate:
+            raise KernelError(self.fail_migrate)
+        old_key = (spec.local, spec.spi_in)
+        if old_key not in self.children:
+            raise KernelError(f"no CHILD_SA with inbound SPI {spec.spi_in:08x} to migrate")
+        new = replace(
+            spec, local=local, remote=remote, encap=encap,
+            local_ts=moved_selectors(spec.local_ts, spec.local, local),
+            remote_ts=moved_selectors(spec.remote_ts, spec.remote, remote),
+        )
+        del self.children[old_key]
+        self.spis.discard(old_key)
+        self.children[(local, spec.spi_in)] = new
+        self.spis.add((local, spec.spi_in))
+        self.migrations.append((spec, new))
+        return new
+
+    def prepare_ike_socket(self, sock: object, natt: bool) -> None:
+        """Nothing to do without kernel IPsec (the xfrm backend sets bypass/encap options)."""
+
+    # --- events (KernelEventSource) ------------------------------------------------------
+    def event_fileno(self) -> int | None:
+        if self._pipe is None:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._pipe = (r, w)
+        return self._pipe[0]
+
+    def read_events(self) -> list[KernelEvent]:
+        if self._pipe is not None:
+            try:
+                while os.read(self._pipe[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def inject(self, event: KernelEvent) -> None:
+        """Queue an event as if the kernel had sent it (wakes an event_fileno watcher)."""
+        self._events.append(event)
+        if self._pipe is not None:
+            with contextlib.suppress(BlockingIOError):  # full pipe: the reader wakes anyway
+                os.write(self._pipe[1], b"!")
+
+    def expire(self, spec: ChildSaSpec, *, hard: bool = False, inbound: bool = True) -> None:
+        """Inject the soft or hard lifetime expiry of one of `spec`'s SAs."""
+        self.inject(ChildSaExpired(
+            spec.reqid, spec.spi_in, spec.spi_in if inbound else spec.spi_out, inbound, hard,
+            ike_protocol(spec.protocol),
+        ))
+
+    def acquire(self, reqid: int, local: str, remote: str) -> None:
+        """Inject an ACQUIRE from a trap policy with `reqid`."""
+        self.inject(AcquireRequest(reqid, reqid, local, remote, local, remote))
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
