@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, Mode
 from ikev2.core import lifetimes
+from ikev2.core.collect import collect
 from ikev2.core.events import ChildSaDeleted, ChildSaEstablished, ChildSaFailed
 from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
 from ikev2.core.sa import ChildSa, ChildState, IkeSa
@@ -89,21 +90,10 @@ def complete_request(
     if req is None:
         return None
     sa.child_request = None
-    sa_p = tsi = tsr = None
-    transport = False
-    error: str | None = None
-    for p in payloads:
-        if isinstance(p, SA):
-            sa_p = p
-        elif isinstance(p, TSi):
-            tsi = p
-        elif isinstance(p, TSr):
-            tsr = p
-        elif isinstance(p, Notify):
-            if p.type == NotifyType.USE_TRANSPORT_MODE:
-                transport = True
-            elif p.type < 16384 and error is None:
-                error = _name(p.type)
+    got = collect(payloads)
+    sa_p, tsi, tsr = got.sa, got.tsi, got.tsr
+    transport = got.has(NotifyType.USE_TRANSPORT_MODE)
+    error = _name(got.error.type) if got.error is not None else None
     if sa_p is None or tsi is None or tsr is None:
         release(engine, sa, req.spi_in)
         reason = f"peer refused the CHILD_SA: {error}" if error else "no CHILD_SA in response"
@@ -136,17 +126,9 @@ def complete_request(
 def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list, object]:
     """Answer a CHILD_SA request (§1.3.1, §2.9). Returns (payloads, established ChildSa or
     None); a CHILD_SA failure is a notify in the response, never a failed IKE SA."""
-    sa_p = tsi = tsr = None
-    transport = False
-    for p in payloads:
-        if isinstance(p, SA):
-            sa_p = p
-        elif isinstance(p, TSi):
-            tsi = p
-        elif isinstance(p, TSr):
-            tsr = p
-        elif isinstance(p, Notify) and p.type == NotifyType.USE_TRANSPORT_MODE:
-            transport = True
+    got = collect(payloads)
+    sa_p, tsi, tsr = got.sa, got.tsi, got.tsr
+    transport = got.has(NotifyType.USE_TRANSPORT_MODE)
     if sa_p is None:
         return [], None
     if tsi is None or tsr is None:

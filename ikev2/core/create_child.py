@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ikev2.config.model import ChildConfig, Mode
 from ikev2.core import child as childmod
 from ikev2.core import ike_rekey, informational, lifetimes
+from ikev2.core.collect import collect
 from ikev2.core.events import ChildSaRekeyed
 from ikev2.core.negotiation import check_choice, select, to_proposals
 from ikev2.core.sa import ChildSa, ChildState, IkeSa, IkeState
@@ -135,25 +136,10 @@ def _on_response(
     req.done = True
     old = req.old
     cfg = req.config
-    sa_p = nonce = ke = tsi = tsr = None
-    transport = False
-    error: Notify | None = None
-    for p in payloads:
-        if isinstance(p, SA):
-            sa_p = p
-        elif isinstance(p, Nonce):
-            nonce = p
-        elif isinstance(p, KE):
-            ke = p
-        elif isinstance(p, TSi):
-            tsi = p
-        elif isinstance(p, TSr):
-            tsr = p
-        elif isinstance(p, Notify):
-            if p.type == NotifyType.USE_TRANSPORT_MODE:
-                transport = True
-            elif p.type < 16384 and error is None:
-                error = p
+    got = collect(payloads)
+    sa_p, nonce, ke, tsi, tsr = got.sa, got.nonce, got.ke, got.tsi, got.tsr
+    transport = got.has(NotifyType.USE_TRANSPORT_MODE)
+    error = got.error
     if error is not None or sa_p is None:
         childmod.release(engine, sa, req.spi_in)
         _refused(engine, sa, req, error, now)
@@ -315,24 +301,10 @@ def handle_request(
 ) -> list:
     """Answer a CREATE_CHILD_SA request (§1.3); CHILD_SA failures are notifies in the
     response, never a failed IKE SA."""
-    sa_p = nonce = ke = tsi = tsr = rekey = None
-    transport = False
-    for p in payloads:
-        if isinstance(p, SA):
-            sa_p = p
-        elif isinstance(p, Nonce):
-            nonce = p
-        elif isinstance(p, KE):
-            ke = p
-        elif isinstance(p, TSi):
-            tsi = p
-        elif isinstance(p, TSr):
-            tsr = p
-        elif isinstance(p, Notify):
-            if p.type == NotifyType.REKEY_SA:
-                rekey = p
-            elif p.type == NotifyType.USE_TRANSPORT_MODE:
-                transport = True
+    got = collect(payloads)
+    sa_p, nonce, ke, tsi, tsr = got.sa, got.nonce, got.ke, got.tsi, got.tsr
+    rekey = got.notify(NotifyType.REKEY_SA)
+    transport = got.has(NotifyType.USE_TRANSPORT_MODE)
     if sa_p is None or nonce is None:
         raise InvalidSyntax("CREATE_CHILD_SA request without SA or Nonce payload")
     if sa_p.proposals and sa_p.proposals[0].protocol == ProtocolId.IKE:

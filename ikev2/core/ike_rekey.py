@@ -10,6 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ikev2.core import ike_init, informational, lifetimes
+from ikev2.core.collect import collect
 from ikev2.core.events import IkeSaRekeyed
 from ikev2.core.negotiation import Selected, check_choice, select, to_proposals
 from ikev2.core.sa import ChildState, IkeSa, IkeState
@@ -84,17 +85,8 @@ def _on_response(
 ) -> None:
     if sa.state != IkeState.REKEYING:
         return
-    sa_p = nonce = ke = None
-    error: Notify | None = None
-    for p in payloads:
-        if isinstance(p, SA):
-            sa_p = p
-        elif isinstance(p, Nonce):
-            nonce = p
-        elif isinstance(p, KE):
-            ke = p
-        elif isinstance(p, Notify) and p.type < 16384 and error is None:
-            error = p
+    got = collect(payloads)
+    sa_p, nonce, ke, error = got.sa, got.nonce, got.ke, got.error
     if error is not None or sa_p is None:
         _refused(engine, sa, req, error, now)
         return
