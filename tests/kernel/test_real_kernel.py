@@ -1,0 +1,63 @@
+"""The xfrm backend and two ikev2d daemons on a real kernel with ESP: ONE qemu boot
+(/work/shared/tools/run-in-kernel.sh, Debian's 6.1 kernel) runs tests/kernel/guest_checks.py
+inside; each check's verdict is one test here.
+
+Covered in the guest (REQUIREMENTS X-03, X-05, X-06, X-07, X-08, X-09, X-10, X-12, X-15,
+7296-28, 7296-34): ESP SAs + policies installed/removed by the backend for IPv6/IPv4 x
+tunnel/transport x AES-GCM-16/AES-CBC+HMAC-SHA-256 with pings and SA counters on both sides;
+UDP encapsulation; ESN with a 128-packet window; soft (packets) and hard (time) EXPIRE
+events; XFRM_MSG_MIGRATE and the delete-and-re-add fallback keeping sequence numbers; two
+ikev2d daemons (kernel = "xfrm") negotiating tunnel and transport CHILD_SAs over both
+families, ping through ESP, SIGTERM leaving no state; kill -9 and restart with no stale
+state. About a minute under TCG emulation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kernel.guest_checks import CHECKS
+
+pytestmark = pytest.mark.root
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_IN_KERNEL = Path(os.environ.get("IKEV2D_RUN_IN_KERNEL",
+                                    "/work/shared/tools/run-in-kernel.sh"))
+GUEST_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def guest() -> dict[str, Any]:
+    if not os.access(RUN_IN_KERNEL, os.X_OK):
+        pytest.skip(f"{RUN_IN_KERNEL} not available")
+    env = {**os.environ, "RIK_TIMEOUT": str(GUEST_TIMEOUT)}
+    cmd = f"{sys.executable} -m tests.kernel.guest_checks"
+    try:
+        r = subprocess.run([str(RUN_IN_KERNEL), cmd], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=GUEST_TIMEOUT + 120, check=False)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the qemu guest did not finish in {GUEST_TIMEOUT + 120}s: {e}")
+    out = r.stdout + r.stderr
+    for line in out.splitlines():
+        if line.startswith("GUEST-SUMMARY "):
+            results: dict[str, Any] = json.loads(line.removeprefix("GUEST-SUMMARY "))
+            results["_output"] = out
+            return results
+    pytest.fail(f"no result from the guest (run-in-kernel.sh exit {r.returncode}):\n"
+                f"{out[-4000:]}")
+
+
+@pytest.mark.parametrize("name", [name for name, _ in CHECKS])
+def test_in_guest(guest: dict[str, Any], name: str) -> None:
+    result = guest.get(name)
+    assert result is not None, f"check {name} did not run:\n{guest['_output'][-3000:]}"
+    assert result["ok"], result["detail"]
+    if result.get("skipped"):
+        pytest.skip(result["detail"])
