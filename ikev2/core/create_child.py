@@ -266,21 +266,24 @@ def _rekeyed(
     initiator deletes (§2.8.1)."""
     collision = old.collision
     old.collision = None
-    if old.state == ChildState.DELETED:  # the peer deleted it meanwhile (§2.25.1)
-        engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, new.info()))
-        return
     if collision is not None and collision[0].state != ChildState.DELETED:
         theirs, p_ni, p_nr = collision
         if lower(lowest(ni, nr), lowest(p_ni, p_nr)):
             log.info("CHILD_SA %s rekey collision lost: deleting our redundant %s",
                      _name(old), _name(new))
-            old.state = ChildState.REKEYED  # the peer deletes it
             engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, theirs.info()))
             informational.delete_child(engine, sa, new, now, "redundant (rekey collision)")
-            _expect_delete(engine, sa, old, now)
+            if old.state != ChildState.DELETED:  # the winner deletes it
+                old.state = ChildState.REKEYED
+                _expect_delete(engine, sa, old, now)
             return
+        # we won: the peer deletes its redundant pair; if it does not, we do after a grace
         log.info("CHILD_SA %s rekey collision won: the peer deletes %s", _name(old),
                  _name(theirs))
+        _expect_delete(engine, sa, theirs, now)
+    if old.state == ChildState.DELETED:  # the peer deleted it meanwhile (§2.25.1)
+        engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, new.info()))
+        return
     engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, new.info()))
     informational.delete_child(engine, sa, old, now, f"rekeyed as {_name(new)}")
 

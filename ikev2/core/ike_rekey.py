@@ -116,10 +116,12 @@ def _on_response(
             log.info("IKE_SA %s[%d] rekey collision lost: deleting our redundant [%d]",
                      sa.name, sa.ike_id, new.ike_id)
             _switch(engine, sa, theirs, now, delete_old=False)
+            new.rekeyed_to = theirs  # never announced: no IkeSaDeleted for it either
             informational.delete_ike_sa(engine, new, now, "redundant (IKE rekey collision)")
             return
         log.info("IKE_SA %s[%d] rekey collision won: the peer deletes its [%d]", sa.name,
                  sa.ike_id, theirs.ike_id)
+        _redundant(engine, theirs, new, now)
     _switch(engine, sa, new, now, delete_old=True)
 
 
@@ -143,6 +145,16 @@ def _refused(
         sa.due["rekey"] = now + lifetimes.retry_delay(engine) * (
             1 if kind == NotifyType.TEMPORARY_FAILURE else 10
         )
+
+
+def _redundant(engine: Engine, theirs: IkeSa, winner: IkeSa, now: float) -> None:
+    """The peer's IKE SA from a collision it lost: it should delete it, but may not have
+    noticed the collision (§2.8.2, last paragraph): no timers, we delete it after a grace."""
+    theirs.state = IkeState.REKEYED
+    theirs.rekeyed_to = winner
+    theirs.due.clear()
+    theirs.due["rekeyed"] = now + lifetimes.REKEYED_GRACE
+    engine.schedule(theirs)
 
 
 def _back_to_established(engine: Engine, sa: IkeSa, now: float) -> None:

@@ -534,3 +534,27 @@ def test_update_addresses_kernel_refusal_moves_nothing() -> None:
     with pytest.raises(KernelError):
         pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:2::1", mode="kbit")
     assert pair.a.engine.ike_sa(ike_id) == before
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_7296_65_winner_deletes_old_before_our_response_arrives(seed: int) -> None:
+    """Both rekey; A's response is held until B has finished and deleted the old pair:
+    A must still apply the nonce rule and drop its redundant pair if it lost (§2.8.1)."""
+    pair, ike_id = _up(seed)
+    a_sa, b_sa = pair.a.engine.by_id[ike_id], pair.b.engine.by_id[_b_id(pair)]
+    (ca,), (cb,) = a_sa.children, b_sa.children
+    pair.a.engine.rekey_child(ike_id, ca, pair.now)
+    pair.b.engine.rekey_child(b_sa.ike_id, cb, pair.now)
+    pair.collect()
+    batch, pair.in_flight = pair.in_flight, []
+    for sender, d in batch:  # both requests cross
+        dst = pair.b if sender == "a" else pair.a
+        dst.engine.receive_datagram(d.data, d.remote, d.local, pair.now)
+    pair.collect()
+    held = [(s, d) for s, d in pair.in_flight if s == "b"]  # B's answer to A's rekey
+    pair.in_flight = [(s, d) for s, d in pair.in_flight if s == "a"]
+    pair.deliver_all()  # B completes, maybe deletes the old pair at A
+    pair.in_flight.extend(held)
+    pair.deliver_all()
+    pair.advance(60)
+    consistent(pair, children=1)
