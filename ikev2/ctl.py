@@ -1,9 +1,23 @@
-"""`ikev2ctl`: inspect a running ikev2d.
+"""`ikev2ctl`: inspect and drive a running ikev2d, over its REST API (docs/api.md) or, for
+list-sas, from its state file.
 
-    ikev2ctl list-sas --state-file FILE [--json]
+    ikev2ctl list-sas [--state-file FILE] [--json] [--connection N] [--state S]
+    ikev2ctl list-conns [--json]
+    ikev2ctl initiate NAME [--no-wait] [--timeout S]
+    ikev2ctl terminate IKE_ID | --child CHILD_ID [--no-wait] [--timeout S]
+    ikev2ctl rekey IKE_ID [--reauth] | --child CHILD_ID [--no-wait] [--timeout S]
+    ikev2ctl load-conn FILE.toml [--name NAME]
+    ikev2ctl unload-conn NAME [--terminate]
+    ikev2ctl handover IKE_ID [--local ADDR] [--remote ADDR] [--mode auto]
+    ikev2ctl lookup [--src A] [--dst A] [--protocol P] [--mh-type N] [--json]
+    ikev2ctl watch [--type T]... [--count N] [--json]
     ikev2ctl proposals [--ike | --esp] [--json]
 
-Exit codes: 0 ok, 1 failed (e.g. no state file), 2 usage.
+Where the API is: --socket PATH, or --api URL with --token / --token-file (or the
+IKEV2D_API and IKEV2D_TOKEN environment variables), or --config FILE (its [api] section
+and token file; /etc/ikev2d/ikev2d.toml when it exists).
+
+Exit codes: 0 ok, 1 failed (the daemon said no, did not answer, or no state file), 2 usage.
 """
 
 from __future__ import annotations
@@ -20,9 +34,14 @@ from ikev2.protocol.enums import TransformType
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROG = "ikev2ctl"
+DEFAULT_CONFIG = "/etc/ikev2d/ikev2d.toml"
 
 
 def _list_sas(args: argparse.Namespace) -> int:
+    if args.state_file is None:
+        from api.commands import list_sas
+
+        return list_sas(args)
     from ikev2.daemon.satable import format_sa_table
     from ikev2.daemon.statefile import StateFileError, read_state
 
@@ -95,14 +114,85 @@ def _proposals(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _api_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("where the API is")
+    g.add_argument("--api", metavar="URL", help="API URL, e.g. http://127.0.0.1:7296 "
+                   "(env IKEV2D_API)")
+    g.add_argument("--token", help="bearer token (env IKEV2D_TOKEN)")
+    g.add_argument("--token-file", help="file holding the token (api.token_file)")
+    g.add_argument("--socket", metavar="PATH", help="the API's UNIX socket (no token needed)")
+    g.add_argument("--config", metavar="FILE",
+                   help=f"daemon config: use its [api] section (default {DEFAULT_CONFIG} "
+                        "when it exists)")
+    g.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for an outcome (default 10)")
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Inspect a running ikev2d.")
+    from api import commands as api
+
+    p = argparse.ArgumentParser(prog=PROG, description="Inspect and drive a running ikev2d.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    ls = sub.add_parser("list-sas", help="IKE and CHILD SAs from the daemon's state file")
-    ls.add_argument("--state-file", required=True,
-                    help="the daemon's daemon.state_file (JSON snapshot)")
+    common = _api_options()
+
+    def cmd(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, parents=[common])
+        sp.set_defaults(func=func)
+        return sp
+
+    ls = cmd("list-sas", "IKE and CHILD SAs (from the API, or --state-file)", _list_sas)
+    ls.add_argument("--state-file",
+                    help="read the daemon's daemon.state_file (JSON snapshot) instead of the API")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ls.set_defaults(func=_list_sas)
+    ls.add_argument("--connection", help="only this connection's SAs (API)")
+    ls.add_argument("--state", help="only SAs in this state, e.g. ESTABLISHED (API)")
+    lc = cmd("list-conns", "loaded connections", api.list_conns)
+    lc.add_argument("--json", action="store_true")
+    ini = cmd("initiate", "start an IKE SA of a connection and wait for it", api.initiate)
+    ini.add_argument("name")
+    ini.add_argument("--no-wait", action="store_true", help="return at once with its id")
+    for name, help_, func in (("terminate", "delete an IKE SA or CHILD_SA", api.terminate),
+                              ("rekey", "rekey an IKE SA or CHILD_SA", api.rekey)):
+        sp = cmd(name, help_, func)
+        sp.add_argument("ike_id", nargs="?", type=int, help="IKE SA uniqueid")
+        sp.add_argument("--child", type=int, metavar="CHILD_ID", help="a CHILD_SA instead")
+        sp.add_argument("--no-wait", action="store_true")
+        if name == "rekey":
+            sp.add_argument("--reauth", action="store_true",
+                            help="reauthenticate (a new IKE SA from scratch)")
+    lo = cmd("load-conn", "load (or replace) the connections of a TOML file", api.load_conn)
+    lo.add_argument("file", help="TOML with [connections.NAME] tables (e.g. a daemon config)")
+    lo.add_argument("--name", action="append", help="only this connection (repeatable)")
+    un = cmd("unload-conn", "unload a connection", api.unload_conn)
+    un.add_argument("name")
+    un.add_argument("--terminate", action="store_true", help="also delete its IKE SAs")
+    ho = cmd("handover", "move an IKE SA to new local and/or remote addresses", api.handover)
+    ho.add_argument("ike_id", type=int)
+    ho.add_argument("--local", help="new local address")
+    ho.add_argument("--remote", help="new remote address")
+    ho.add_argument("--mode", default="auto", choices=("auto", "mobike", "kbit"),
+                    help="mobike: UPDATE_SA_ADDRESSES; kbit: move here only (RFC 4877 K "
+                         "bit); auto (default): mobike when negotiated, else kbit")
+    ho.add_argument("--no-wait", action="store_true", help="do not wait for the MOBIKE answer")
+    lk = cmd("lookup", "which CHILD_SA and SPI protect a packet", api.lookup)
+    lk.add_argument("--src")
+    lk.add_argument("--dst")
+    lk.add_argument("--protocol")
+    lk.add_argument("--mh-type", type=int)
+    lk.add_argument("--icmp-type", type=int)
+    lk.add_argument("--src-port", type=int)
+    lk.add_argument("--dst-port", type=int)
+    lk.add_argument("--json", action="store_true")
+    wa = cmd("watch", "print events as they happen", api.watch)
+    wa.add_argument("--type", action="append", dest="types", metavar="TYPE",
+                    help="only events of this type (repeatable): ike-up, ike-down, "
+                         "ike-failed, ike-rekey, ike-update, child-up, child-down, "
+                         "child-failed, child-rekey")
+    wa.add_argument("--count", type=int, help="stop after this many events")
+    wa.add_argument("--duration", type=float, help="stop after this many seconds")
+    wa.add_argument("--json", action="store_true", help="one JSON object per line")
     pr = sub.add_parser("proposals", help="algorithm keywords for ike_/esp_proposals")
     which = pr.add_mutually_exclusive_group()
     which.add_argument("--ike", action="store_true", help="only those usable for IKE")
@@ -113,12 +203,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from api.commands import UsageError
+
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
     except BrokenPipeError:  # `ikev2ctl ... | head`
         sys.stderr.close()
         return EXIT_OK

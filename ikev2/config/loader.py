@@ -20,6 +20,7 @@ from ikev2.config.model import (
     AuthKind,
     ChildConfig,
     ConnectionConfig,
+    Credential,
     DpdAction,
     EngineConfig,
     Identity,
@@ -29,7 +30,14 @@ from ikev2.config.model import (
     StartAction,
     TsConfig,
 )
-from ikev2.daemon.settings import KERNEL_BACKENDS, LOG_LEVELS, DaemonConfig
+from ikev2.daemon.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_TOKEN_FILE,
+    KERNEL_BACKENDS,
+    LOG_LEVELS,
+    ApiConfig,
+    DaemonConfig,
+)
 from ikev2.errors import ConfigError
 from ikev2.protocol.enums import IdType, ProtocolId
 from ikev2.protocol.ts import (
@@ -44,6 +52,7 @@ from ikev2.protocol.ts import (
 __all__ = [
     "load_config",
     "load_config_text",
+    "load_connection_data",
     "parse_bytes",
     "parse_duration",
     "parse_psk",
@@ -91,6 +100,33 @@ def load_config_text(text: str, source: str = "<config>") -> DaemonConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=source) from None
     return _Loader(source).load(data)
+
+
+def load_connection_data(
+    name: str, data: object, config: DaemonConfig, source: str = "<api>",
+    *, others: tuple[ConnectionConfig, ...] = (),
+) -> ConnectionConfig:
+    """One connection from a decoded `[connections.NAME]` table (the REST API sends it as
+    JSON), checked exactly as in a file, against the daemon's listen addresses and ports.
+    `others` are the connections already loaded (child names must stay unique)."""
+    loader = _Loader(source)
+    path = f"connections.{name}"
+    if not _NAME_RE.match(name):
+        raise loader.error(path, "connection names use letters, digits, '_', '.', '-' (max 64)")
+    if not isinstance(data, dict):
+        raise loader.error(path, f"must be a table (a JSON object), not {_describe(data)}")
+    conn = loader._connection(
+        _Table(loader, data, path), name, config.listen, config.ike_port, config.natt_port
+    )
+    owners = {c.name: o.name for o in others if o.name != name for c in o.children}
+    for child in conn.children:
+        if child.name in owners:
+            raise loader.error(
+                f"{path}.children.{child.name}",
+                f"child name {child.name!r} is already used by connection "
+                f"{owners[child.name]!r}; child names must be unique",
+            )
+    return conn
 
 
 def parse_psk(text: str) -> bytes:
@@ -470,6 +506,8 @@ class _Loader:
                     )
                 child_owner[child.name] = name
             connections.append(conn)
+        api_table = root.table("api", None)
+        api = self._api(api_table) if api_table is not None else ApiConfig()
         root.done()
         return DaemonConfig(
             listen=listen,
@@ -481,7 +519,67 @@ class _Loader:
             engine=engine,
             connections=tuple(connections),
             source=self.source,
+            api=api,
         )
+
+    def _api(self, t: _Table) -> ApiConfig:
+        """[api]: the REST API (docs/api.md); present means enabled unless enabled = false."""
+        enabled = t.get("enabled", bool, True)
+        raw = t.str_list("listen", ["127.0.0.1"])
+        listen: list[str] = []
+        for i, text in enumerate(raw):
+            try:
+                norm = str(ipaddress.ip_address(text.strip()))
+            except ValueError:
+                raise t.error(
+                    f"listen[{i}]", f"{text!r} is not an IPv4 or IPv6 address (host names are "
+                    "not resolved)"
+                ) from None
+            if norm in listen:
+                raise t.error(f"listen[{i}]", f"{norm} is listed twice")
+            listen.append(norm)
+        port = t.get("port", int, DEFAULT_API_PORT)
+        if not 0 <= port <= 65535:
+            raise t.error("port", f"port {port} is out of range 0-65535 (0: any free port)")
+        unix_socket = self._path(t, "unix_socket", None)
+        mode = t.get("unix_socket_mode", int, 0o600)
+        if not 0 <= mode <= 0o777:
+            raise t.error("unix_socket_mode", f"{mode:#o} is not a file mode 0o000-0o777")
+        if enabled and not listen and unix_socket is None:
+            raise t.error(
+                "listen", "is empty and no unix_socket is set: the API would be unreachable "
+                "(set enabled = false to turn it off)"
+            )
+        token_file = self._path(t, "token_file", DEFAULT_TOKEN_FILE)
+        max_body = t.byte_count("max_body", 1 << 20)
+        if not 1024 <= max_body <= 64 << 20:
+            raise t.error("max_body", f"{max_body} is out of range 1k-64M")
+        timeout = self._positive(t, "client_timeout", 10.0)
+        max_streams = t.get("max_streams", int, 32)
+        if not 0 <= max_streams <= 10000:
+            raise t.error("max_streams", f"{max_streams} is out of range 0-10000")
+        key_export = t.get("key_export", bool, False)
+        key_dir = self._path(t, "key_export_dir", None)
+        if key_export and key_dir is None:
+            raise t.error(
+                "key_export_dir", "missing: key_export = true needs the directory the key "
+                "files may be written to"
+            )
+        t.done()
+        return ApiConfig(
+            enabled=enabled, listen=tuple(listen), port=port, unix_socket=unix_socket,
+            unix_socket_mode=mode, token_file=token_file, max_body=max_body,
+            client_timeout=timeout, max_streams=max_streams, key_export=key_export,
+            key_export_dir=key_dir,
+        )
+
+    @staticmethod
+    def _path(t: _Table, name: str, default: Any) -> Any:
+        value = t.get(name, str, default)
+        if value is not None and (not value.strip() or "\0" in value):
+            raise t.error(name, "is empty (omit the key instead)" if not value.strip()
+                          else "contains a NUL character")
+        return value
 
     def _listen(self, daemon: _Table) -> tuple[str, ...]:
         raw = daemon.str_list("listen", ["0.0.0.0", "::"])
@@ -599,6 +697,7 @@ class _Loader:
         encap = t.get("encap", bool, False)
         mobike = t.get("mobike", bool, True)
         fragmentation = t.get("fragmentation", bool, True)
+        fragment_size = self._fragment_size(t)
         initial_contact = t.get("send_initial_contact", bool, True)
         psk_text = t.get("psk", str, None)
         psk = self._psk(t, "psk", psk_text) if psk_text is not None else None
@@ -647,6 +746,7 @@ class _Loader:
             encap=encap,
             mobike=mobike,
             fragmentation=fragmentation,
+            fragment_size=fragment_size,
             send_initial_contact=initial_contact,
             retransmit=retransmit,
             rekey_time=lifetimes[0],
@@ -697,10 +797,44 @@ class _Loader:
     def _auth(
         self, t: _Table, shared_psk: bytes | None, default_id: str | None, *, remote_side: bool
     ) -> AuthConfig:
+        """[connections.X.local] / [connections.X.remote]: id, auth = "psk" (psk) or
+        "pubkey" (local: certs, key, key_passphrase_file; remote: cacerts, crls). Files are
+        read here; relative paths are relative to the config file's directory."""
         id_text = t.get("id", str, None)
+        auth_text = t.choice("auth", tuple(k.value for k in AuthKind), AuthKind.PSK.value)
+        auth = AuthKind(auth_text)
+        psk_text = t.get("psk", str, None)
+        psk = self._psk(t, "psk", psk_text) if psk_text is not None else shared_psk
+        pubkey = auth is AuthKind.PUBKEY
+        for name in ("certs", "key", "key_passphrase_file", "cacerts", "crls"):
+            if name in t.data and not pubkey:
+                raise t.error(name, f"only used with auth = \"pubkey\" (this side has auth = "
+                                    f"\"{auth.value}\")")
+        if pubkey and psk_text is not None:
+            raise t.error("psk", "this side has auth = \"pubkey\"; its psk would be unused")
+        credentials: tuple[Credential, ...] = ()
+        trust = None
+        if pubkey and remote_side:
+            for name in ("certs", "key", "key_passphrase_file"):
+                if name in t.data:
+                    raise t.error(name, "our certificate and key belong in the local side; "
+                                        "the remote side takes cacerts and crls")
+            trust = self._trust(t)
+        elif pubkey:
+            for name in ("cacerts", "crls"):
+                if name in t.data:
+                    raise t.error(name, "the CAs we trust for the peer belong in the remote "
+                                        "side; the local side takes certs and key")
+            credentials = self._credentials(t)
         if id_text is None or (remote_side and id_text.strip() == ANY):
             if remote_side:
                 identity = None
+            elif credentials:
+                # the certificate's subject DN: always bound to it (RFC 7296 §3.5)
+                identity = Identity(
+                    IdType.ID_DER_ASN1_DN,
+                    credentials[0].chain.end_entity.subject.public_bytes(),
+                )
             elif default_id is not None:
                 identity = Identity.parse(default_id)
             else:
@@ -711,20 +845,164 @@ class _Loader:
                 )
         else:
             identity = self._identity(t, id_text)
-        auth_text = t.choice("auth", tuple(k.value for k in AuthKind), AuthKind.PSK.value)
-        auth = AuthKind(auth_text)
-        psk_text = t.get("psk", str, None)
-        psk = self._psk(t, "psk", psk_text) if psk_text is not None else shared_psk
+            if credentials:
+                self._id_in_certificates(t, identity, credentials)
         t.done()
-        if auth is AuthKind.PUBKEY:
-            raise t.error(
-                "auth", "'pubkey' needs certificate support, which is not available yet; use 'psk'"
-            )
         if auth is AuthKind.PSK and psk is None:
             parent = t.path.rsplit(".", 1)[0]
             raise t.error("psk", f"auth = \"psk\" needs a key: set {parent}.psk (both sides) "
                                  f"or {t.path}.psk")
-        return AuthConfig(id=identity, auth=auth, psk=psk)
+        return AuthConfig(id=identity, auth=auth, psk=None if pubkey else psk,
+                          credentials=credentials, trust=trust)
+
+    @staticmethod
+    def _fragment_size(t: _Table) -> int | None:
+        """fragment_size: the largest IP datagram of an IKE fragment (RFC 7383 §2.5.1);
+        absent or 0: 1280 over IPv6, 576 over IPv4."""
+        from ikev2.core.fragments import MAX_SIZE, MIN_SIZE
+
+        value = t.get("fragment_size", int, 0)
+        if value == 0:
+            return None
+        if not MIN_SIZE <= value <= MAX_SIZE:
+            raise t.error("fragment_size", f"{value} is out of range {MIN_SIZE}-{MAX_SIZE} "
+                                           "(octets of IP datagram; 0 for the default)")
+        return value
+
+    def _base_dir(self) -> Path:
+        """Relative certificate/key paths resolve against the config file's directory
+        (the working directory for text or API input)."""
+        source = Path(self.source)
+        return source.parent if source.is_file() else Path.cwd()
+
+    def _read(self, t: _Table, key: str, path_text: str) -> tuple[bytes, str]:
+        if not path_text.strip() or "\0" in path_text:
+            raise t.error(key, "is empty" if not path_text.strip() else "contains a NUL")
+        path = Path(path_text).expanduser()
+        if not path.is_absolute():
+            path = self._base_dir() / path
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise t.error(key, f"{path}: file not found") from None
+        except OSError as exc:
+            raise t.error(key, f"{path}: cannot read: {exc.strerror or exc}") from None
+
+    def _cert_files(self, t: _Table, key: str, paths: list[str]) -> list[Any]:
+        from ikev2.crypto.certs import CertificateError, load_certificates
+
+        out = []
+        for i, text in enumerate(paths):
+            k = f"{key}[{i}]"
+            data, where = self._read(t, k, text)
+            try:
+                out += load_certificates(data, source=where)
+            except CertificateError as exc:
+                raise t.error(k, str(exc)) from None
+        return out
+
+    def _credentials(self, t: _Table) -> tuple[Credential, ...]:
+        """certs = ["cert.pem", "intermediate.pem"] (end entity first; a file may hold a
+        whole chain), or a list of such lists for several chains; key = "key.pem" (or a
+        list: one key per distinct end-entity key); key_passphrase_file."""
+        from cryptography.hazmat.primitives import serialization
+
+        from ikev2.crypto.certs import CertChain, KeyLoadError, format_dn, load_private_key
+
+        t.taken.update(("certs", "key"))
+        raw = t.data.get("certs")
+        if raw is None:
+            raise t.error("certs", 'missing: auth = "pubkey" needs our certificate (and its '
+                                   'intermediates), e.g. certs = ["cert.pem"]')
+        if isinstance(raw, str):
+            chains_raw: list[tuple[str, list[str]]] = [("certs", [raw])]
+        elif isinstance(raw, list) and raw and all(isinstance(x, list) for x in raw):
+            chains_raw = [(f"certs[{i}]", x) for i, x in enumerate(raw)]
+        elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+            chains_raw = [("certs", raw)]
+        else:
+            raise t.error("certs", "must be a list of certificate files (end entity first), "
+                                   "or a list of such lists, not " + _describe(raw))
+        key_raw = t.data.get("key")
+        if key_raw is None:
+            raise t.error("key", 'missing: auth = "pubkey" needs the private key of the '
+                                 'certificate, e.g. key = "key.pem"')
+        key_paths = [key_raw] if isinstance(key_raw, str) else key_raw
+        if not isinstance(key_paths, list) or not key_paths or not all(
+            isinstance(x, str) for x in key_paths
+        ):
+            raise t.error("key", "must be a file name or a list of file names")
+        passphrase = None
+        pass_file = t.get("key_passphrase_file", str, None)
+        if pass_file is not None:
+            data, _ = self._read(t, "key_passphrase_file", pass_file)
+            passphrase = data.rstrip(b"\r\n")
+        keys = []
+        for i, text in enumerate(key_paths):
+            k = "key" if isinstance(key_raw, str) else f"key[{i}]"
+            data, where = self._read(t, k, text)
+            try:
+                keys.append((k, load_private_key(data, passphrase, source=where)))
+            except KeyLoadError as exc:
+                raise t.error(k, str(exc)) from None
+
+        def spki(key: Any) -> bytes:
+            return key.public_bytes(serialization.Encoding.DER,
+                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        used: set[str] = set()
+        out: list[Credential] = []
+        for key_name, paths in chains_raw:
+            if not paths or not all(isinstance(x, str) for x in paths):
+                raise t.error(key_name, "must be a non-empty list of certificate files")
+            found = self._cert_files(t, key_name, paths)
+            ee, rest = found[0], found[1:]
+            anchor = None
+            if rest and rest[-1].subject == rest[-1].issuer:
+                anchor, rest = rest[-1], rest[:-1]  # a root is never sent (RFC 7296 §3.6)
+            want = spki(ee.public_key())
+            match = next(((k, key) for k, key in keys if spki(key.public_key()) == want), None)
+            if match is None:
+                where = "key" if len(keys) == 1 else "key (any of them)"
+                raise t.error(where, f"the private key does not belong to the certificate "
+                                     f"{format_dn(ee.subject)} of {t.key(key_name)}")
+            used.add(match[0])
+            chain = CertChain(ee, tuple(rest), anchor)
+            out.append(Credential(chain, match[1]))
+        for k, _key in keys:
+            if k not in used:
+                raise t.error(k, "belongs to none of the certificates in certs")
+        return tuple(out)
+
+    def _trust(self, t: _Table) -> Any:
+        """cacerts = ["ca.pem", ...] (the trust anchors; a file may hold several), crls."""
+        from ikev2.crypto.certs import CertificateError, TrustStore, load_crl
+
+        paths = t.str_list("cacerts", None)
+        if not paths:
+            raise t.error("cacerts", 'missing: auth = "pubkey" on the remote side needs the '
+                                     'CA certificates to trust, e.g. cacerts = ["ca.pem"]')
+        anchors = self._cert_files(t, "cacerts", paths)
+        crls = []
+        for i, text in enumerate(t.str_list("crls", [])):
+            data, where = self._read(t, f"crls[{i}]", text)
+            try:
+                crls.append(load_crl(data, source=where))
+            except CertificateError as exc:
+                raise t.error(f"crls[{i}]", str(exc)) from None
+        return TrustStore(tuple(anchors), tuple(crls))
+
+    @staticmethod
+    def _id_in_certificates(t: _Table, identity: Identity,
+                            credentials: tuple[Credential, ...]) -> None:  # fmt: skip
+        """Our ID must be bound to every chain we may send, or the peer refuses it."""
+        from ikev2.crypto.certs import IdentityMismatch, match_identity
+
+        for cred in credentials:
+            try:
+                match_identity(cred.chain.end_entity, identity.id_type, identity.data)
+            except IdentityMismatch as exc:
+                raise t.error("id", f"{identity} is not in our certificate: {exc}") from None
 
     def _identity(self, t: _Table, text: str) -> Identity:
         try:

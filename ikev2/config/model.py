@@ -9,9 +9,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from ikev2.protocol.enums import IdType
 from ikev2.protocol.ts import TrafficSelector
+
+if TYPE_CHECKING:
+    from ikev2.crypto.certs import CertChain, TrustStore
 
 # (transform type, transform id, key length in bits or None), in preference order
 TransformSpec = tuple[int, int, int | None]
@@ -28,14 +32,18 @@ class Identity:
     @classmethod
     def parse(cls, text: str) -> Identity:
         """'user@example.org' → RFC822, '192.0.2.1' / '2001:db8::1' → IP, 'gw.example.org'
-        → FQDN; explicit prefixes 'fqdn:', 'email:'/'rfc822:', 'keyid:' (hex or text),
-        'ipv4:', 'ipv6:' override the guess."""
+        → FQDN, 'C=DE, O=Example, CN=gw' → distinguished name (ID_DER_ASN1_DN, RDNs in the
+        order written, as strongSwan writes them); explicit prefixes 'fqdn:',
+        'email:'/'rfc822:', 'keyid:' (hex or text), 'ipv4:', 'ipv6:', 'dn:' override the
+        guess."""
         text = text.strip()
         if not text:
             raise ValueError("empty identity")
         prefix, sep, rest = text.partition(":")
         if sep and prefix in _PREFIXES:
             kind = _PREFIXES[prefix]
+            if kind is IdType.ID_DER_ASN1_DN:
+                return cls._dn(rest)
             if kind is IdType.ID_KEY_ID:
                 data = (
                     bytes.fromhex(rest[2:].replace(":", ""))
@@ -52,6 +60,8 @@ class Identity:
             pass
         else:
             return cls(IdType.ID_IPV4_ADDR if ip.version == 4 else IdType.ID_IPV6_ADDR, ip.packed)
+        if "=" in text:
+            return cls._dn(text)
         if "@" in text:
             return cls(IdType.ID_RFC822_ADDR, text.encode())
         return cls(IdType.ID_FQDN, text.encode())
@@ -66,7 +76,22 @@ class Identity:
             return "keyid:0x" + self.data.hex()
         if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             return self.data.decode("utf-8", "replace")
-        return f"{self.id_type.name}:0x{self.data.hex()}"
+        if self.id_type == IdType.ID_DER_ASN1_DN:
+            from ikev2.crypto.certs import name_dn
+
+            try:
+                return name_dn(self.data)
+            except ValueError:
+                pass
+        name = self.id_type.name if isinstance(self.id_type, IdType) else f"ID{self.id_type}"
+        return f"{name}:0x{self.data.hex()}"
+
+    @classmethod
+    def _dn(cls, text: str) -> Identity:
+        """A distinguished name (certs.parse_dn syntax) as ID_DER_ASN1_DN (RFC 7296 §3.5)."""
+        from ikev2.crypto.certs import parse_dn
+
+        return cls(IdType.ID_DER_ASN1_DN, parse_dn(text).public_bytes())
 
 
 _PREFIXES = {
@@ -76,6 +101,8 @@ _PREFIXES = {
     "keyid": IdType.ID_KEY_ID,
     "ipv4": IdType.ID_IPV4_ADDR,
     "ipv6": IdType.ID_IPV6_ADDR,
+    "dn": IdType.ID_DER_ASN1_DN,
+    "asn1dn": IdType.ID_DER_ASN1_DN,
 }
 
 
@@ -104,12 +131,28 @@ class DpdAction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """One certificate chain of ours (end entity first, then intermediates) and the
+    private key of its end-entity certificate (RFC 7296 §3.6, §3.8)."""
+
+    chain: CertChain
+    key: Any = field(compare=False, repr=False)  # ikev2.crypto.signature.PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """One side's authentication. `id` None on the remote side means any identity."""
+    """One side's authentication. `id` None on the remote side means any identity (with
+    certificates: any identity the peer's certificate is bound to).
+
+    auth = PUBKEY, local side: `credentials`, the chains we can send; the first one whose
+    CAs answer the peer's CERTREQ is used, else the first (RFC 7296 §3.7). Remote side:
+    `trust`, the CA certificates the peer's chain must lead to and the CRLs we hold."""
 
     id: Identity | None
     auth: AuthKind = AuthKind.PSK
     psk: bytes | None = None
+    credentials: tuple[Credential, ...] = ()
+    trust: TrustStore | None = field(default=None, hash=False)  # CRL objects are unhashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +223,9 @@ class ConnectionConfig:
     encap: bool = False
     mobike: bool = True
     fragmentation: bool = True
+    # RFC 7383 §2.5.1: the largest IP datagram an IKE fragment may fill (IP and UDP
+    # headers and the non-ESP marker included); None: 1280 over IPv6, 576 over IPv4
+    fragment_size: int | None = None
     send_initial_contact: bool = True
     retransmit: RetransmitConfig = field(default_factory=RetransmitConfig)
     rekey_time: float = 14400.0  # IKE SA rekey (§2.8); 0: never

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from itertools import count
 
 from ikev2.config.model import ConnectionConfig, DpdAction, EngineConfig
@@ -15,6 +16,7 @@ from ikev2.core import (
     child,
     cookies,
     create_child,
+    fragments,
     ike_auth,
     ike_init,
     ike_rekey,
@@ -38,7 +40,7 @@ from ikev2.protocol.codec import build_message, parse_message
 from ikev2.protocol.enums import ExchangeType, IkeFlags, NotifyType, ProtocolId
 from ikev2.protocol.header import HEADER_LEN, Header, parse_header
 from ikev2.protocol.payloads import Notify
-from ikev2.protocol.sk import protect, unprotect
+from ikev2.protocol.sk import unprotect
 
 log = logging.getLogger("ikev2.core")
 
@@ -55,6 +57,22 @@ REQUEST_HANDLERS: dict[int, RequestHandler] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class IkeKeyExport:
+    spi_i: bytes
+    spi_r: bytes
+    encr_id: int
+    encr_key_bits: int | None
+    integ_id: int
+    sk_ei: bytes
+    sk_er: bytes
+    sk_ai: bytes
+    sk_ar: bytes
+
+    def __repr__(self) -> str:  # never log key material by accident
+        return f"IkeKeyExport({self.spi_i.hex()}_i, <redacted>)"
+
+
 class Engine:
     """One IKEv2 endpoint: all IKE SAs of a daemon. Drive it with receive_datagram,
     handle_timer and the commands; drain datagrams_to_send, next_event, get_timer."""
@@ -65,11 +83,16 @@ class Engine:
         kernel: KernelPort,
         random_bytes: Callable[[int], bytes],
         source_for: Callable[[str], str] | None = None,
+        *,
+        wall_time: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.kernel = kernel
         self.random = random_bytes
         self.source_for = source_for
+        # POSIX time for certificate validity periods (the engine's `now` is monotonic);
+        # None: certificate authentication fails with "no wall clock"
+        self.wall_time = wall_time
         self.connections: dict[str, ConnectionConfig] = {}
         self.by_spi: dict[bytes, IkeSa] = {}
         self.by_id: dict[int, IkeSa] = {}
@@ -78,6 +101,7 @@ class Engine:
         self.cookies = cookies.CookieJar(random_bytes(32))
         self.cookie_rotated: float | None = None
         self.local_addresses: tuple[str, ...] = ()  # for MOBIKE (set_local_addresses)
+        self._addresses_known = False
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
         self._timers: list[tuple[float, int, int]] = []
@@ -168,9 +192,10 @@ class Engine:
         """This host's usable addresses changed (the daemon watches netlink). MOBIKE
         initiators whose address went move (RFC 4555 §3.5); peers get the new list."""
         new = tuple(dict.fromkeys(str(ipaddress.ip_address(a)) for a in addresses))
-        if new == self.local_addresses:
+        if new == self.local_addresses and self._addresses_known:
             return
-        first = not self.local_addresses
+        first = not self._addresses_known
+        self._addresses_known = True
         self.local_addresses = new
         if not first:
             mobike.addresses_changed(self, now)
@@ -231,6 +256,55 @@ class Engine:
         info = sa.info()
         self.emit(IkeSaUpdated(old_local, old_remote, info))
         return info
+
+    def ike_keys(self, ike_id: int) -> IkeKeyExport | None:
+        """SK_e/SK_a of an IKE SA, for a Wireshark ikev2_decryption_table (the API's key
+        export, off by default). KeyError for an unknown SA; None before keys exist."""
+        sa = self.by_id[ike_id]
+        keys = sa.keys
+        if keys is None:
+            return None
+        encr = next((t for t in sa.transforms if t[0] == 1), None)
+        integ = next((t for t in sa.transforms if t[0] == 3), None)
+        return IkeKeyExport(
+            sa.spi_i, sa.spi_r, encr[1] if encr else 0, encr[2] if encr else None,
+            integ[1] if integ else 0, keys.sk_ei, keys.sk_er, keys.sk_ai, keys.sk_ar,
+        )
+
+    def on_kernel_migrate(self, event: object, now: float) -> int:
+        """Another mobility daemon moved our SAs in the kernel (XFRM_MSG_MIGRATE, e.g.
+        UMIP's mip6d on a K-bit binding, with KMADDRESS): the CHILD_SAs' records and the
+        IKE SA follow, without migrating the kernel a second time (RFC 4877 §4.4,
+        REQUIREMENTS X-07). Returns the number of IKE SAs moved."""
+        if getattr(event, "own", False):
+            return 0
+        km_local = getattr(event, "km_local", None)
+        km_remote = getattr(event, "km_remote", None)
+        moved: dict[int, tuple[Endpoint, Endpoint]] = {}
+        for move in getattr(event, "moves", ()):
+            if not move.reqid:
+                continue
+            for sa in self.by_id.values():
+                for c in sa.children.values():
+                    spec = c.spec
+                    if spec.reqid != move.reqid or (spec.local, spec.remote) != (
+                        move.old_local, move.old_remote
+                    ):
+                        continue
+                    c.spec = replace(spec, local=move.new_local, remote=move.new_remote)
+                    if sa.ike_id in moved or sa.state not in LIVE_IKE:
+                        continue
+                    moved[sa.ike_id] = (sa.local, sa.remote)
+                    if sa.local[0] == move.old_local or km_local:
+                        sa.local = (km_local or move.new_local, sa.local[1])
+                    if sa.remote[0] == move.old_remote or km_remote:
+                        sa.remote = (km_remote or move.new_remote, sa.remote[1])
+        for ike_id, (old_local, old_remote) in moved.items():
+            sa = self.by_id[ike_id]
+            log.info("IKE_SA %s[%d] follows a kernel migrate: %s[%d]-%s[%d]", sa.name,
+                     sa.ike_id, *sa.local, *sa.remote)
+            self.emit(IkeSaUpdated(old_local, old_remote, sa.info()))
+        return len(moved)
 
     def on_child_expire(self, spi_in: int, hard: bool, now: float) -> bool:
         """A kernel lifetime expired (bytes/packets): soft → rekey, hard → delete. False if
@@ -385,29 +459,37 @@ class Engine:
             sa.next_id_out = 1
         else:
             sa.next_id_out += 1
-            data = self._protect(sa, exchange, 0, message_id, payloads)
+        datagrams = (
+            [data] if exchange == _SA_INIT
+            else self._protect(sa, exchange, 0, message_id, payloads)
+        )
         rt = sa.conn.retransmit if sa.conn else None
         timeout = rt.timeout if rt else 4.0
-        sa.pending = Pending(message_id, exchange, [data], on_response, now + timeout)
+        sa.pending = Pending(message_id, exchange, datagrams, on_response, now + timeout)
         self.schedule(sa)
-        self.send(data, sa.local, sa.remote)
+        for d in datagrams:
+            self.send(d, sa.local, sa.remote)
 
     def send_oneshot(self, sa: IkeSa, exchange: int, payloads: list) -> None:
         """A request we will not retransmit (the IKE_AUTH failure report of §2.21.2)."""
         message_id = sa.next_id_out
         sa.next_id_out += 1
-        self.send(self._protect(sa, exchange, 0, message_id, payloads), sa.local, sa.remote)
+        for d in self._protect(sa, exchange, 0, message_id, payloads):
+            self.send(d, sa.local, sa.remote)
 
     def _protect(
         self, sa: IkeSa, exchange: int, flags: int, message_id: int, payloads: list
-    ) -> bytes:
+    ) -> list[bytes]:
+        """HDR, SK{payloads}: one datagram, or its SKF fragments if fragmentation was
+        negotiated and it does not fit (RFC 7383 §2.5)."""
         if sa.initiator:
             flags |= _I
-        crypter = sa.crypter_out
-        return protect(
-            sa.spi_i, sa.spi_r, exchange, flags, message_id, payloads, crypter,
-            self.random(crypter.iv_size),
+        max_size = fragments.max_message_size(
+            sa.conn.fragment_size if sa.conn is not None else None, sa.local,
+            self.config.natt_port,
         )
+        return fragments.protect_message(sa, exchange, flags, message_id, payloads,
+                                         self.random, max_size)
 
     def remove(self, sa: IkeSa, reason: str, *, notify: str | None = None) -> None:
         """Forget an IKE SA and everything below it; report it once."""
@@ -510,9 +592,19 @@ class Engine:
                 raise DropMessage(f"malformed IKE_SA_INIT response: {e}") from e
         else:
             try:
-                payloads = unprotect(data, header, sa.crypter_in)
+                if fragments.is_fragment(header):  # RFC 7383 §2.6
+                    if not fragments.may_receive(sa):
+                        raise DropMessage("SKF, but we did not announce fragmentation")
+                    whole = fragments.add_fragment(sa, "response", header, data)
+                    if whole is None:
+                        return  # more fragments to come; the request stays outstanding
+                    payloads = whole[0]
+                else:
+                    payloads = unprotect(data, header, sa.crypter_in)
             except IntegrityError as e:
                 raise DropMessage(f"integrity check failed: {e}") from e
+            except DropMessage:
+                raise
             except IkeError as e:
                 sa.pending = None
                 self.remove(sa, f"malformed {_exchange_name(header.exchange)} response: {e}")
@@ -540,9 +632,15 @@ class Engine:
         """Window 1 responder (§2.1, §2.3): the next ID is processed, the previous one is
         answered from the cache if it is the same request, anything else is dropped."""
         message_id = header.message_id
+        request_hash = hash(data)
         if message_id != sa.next_id_in:
             last = sa.last_response
-            if last is not None and last[0] == message_id and hash(data) == sa.last_request_hash:
+            # a retransmission: the same datagram, or (RFC 7383 §2.6.1) fragment 1 of it,
+            # perhaps re-fragmented; other fragments of it trigger nothing (7383-08)
+            if last is not None and last[0] == message_id and (
+                request_hash == sa.last_request_hash
+                or fragments.is_first_fragment_of(sa, header, data)
+            ):
                 for d in last[1]:
                     self.send(d, local, remote)
                 return
@@ -552,15 +650,24 @@ class Engine:
         handler = REQUEST_HANDLERS.get(header.exchange)
         if handler is None:
             raise DropMessage(f"unsupported exchange type {header.exchange}")
+        error: IkeError | None = None
         try:
-            payloads = unprotect(data, header, sa.crypter_in)
+            if fragments.is_fragment(header):  # RFC 7383 §2.6
+                if not fragments.may_receive(sa):
+                    raise DropMessage("SKF, but we did not announce fragmentation (RFC 7383 §2.3)")
+                whole = fragments.add_fragment(sa, "request", header, data)
+                if whole is None:
+                    return  # more fragments to come
+                payloads, request_hash = whole
+            else:
+                payloads = unprotect(data, header, sa.crypter_in)
         except IntegrityError as e:
             raise DropMessage(f"integrity check failed: {e}") from e
+        except DropMessage:
+            raise
         except IkeError as e:  # authenticated but malformed: answer it (7296-84/88)
             payloads = None
-            error: IkeError | None = e
-        else:
-            error = None
+            error = e
         sa.next_id_in = message_id + 1
         sa.last_in = now
         fatal = False
@@ -579,9 +686,10 @@ class Engine:
             )
             fatal = header.exchange == _AUTH or isinstance(error, InvalidSyntax)
         data_out = self._protect(sa, header.exchange, _R, message_id, response)
-        sa.last_response = (message_id, [data_out])
-        sa.last_request_hash = hash(data)
-        self.send(data_out, local, remote)
+        sa.last_response = (message_id, data_out)
+        sa.last_request_hash = request_hash
+        for d in data_out:
+            self.send(d, local, remote)
         if fatal:
             self.remove(sa, str(error), notify=error.notify.name if error.notify else None)
         elif sa.state == IkeState.DELETED:

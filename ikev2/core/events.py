@@ -25,6 +25,8 @@ class ChildSaInfo:
     installed_at: float
     rekey_at: float | None = None
     expire_at: float | None = None
+    local: str = ""  # outer (tunnel or SA) addresses; they follow MOBIKE / K-bit moves
+    remote: str = ""
 
 
 @dataclass(frozen=True, slots=True)

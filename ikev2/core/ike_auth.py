@@ -1,4 +1,5 @@
-"""IKE_AUTH, both roles (RFC 7296 §1.2, §2.15 shared-key AUTH, §2.21.2 failures)."""
+"""IKE_AUTH, both roles (RFC 7296 §1.2, §2.15 AUTH with a shared key or a certificate
+signature, §3.6/§3.7 CERT and CERTREQ, RFC 7427 method 14, §2.21.2 failures)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
-from ikev2.config.model import ConnectionConfig, Identity
+from asn1crypto import x509 as asn1_x509
+
+from ikev2.config.model import AuthKind, ConnectionConfig, Credential, Identity
 from ikev2.core import child, lifetimes
 from ikev2.core import mobike as mobike_mod
 from ikev2.core.events import ChildSaEstablished, IkeSaEstablished
 from ikev2.core.sa import IkeSa, IkeState
+from ikev2.crypto import certs, signature
 from ikev2.crypto.auth import psk_auth, signed_octets
 from ikev2.errors import AuthenticationFailed, InvalidSyntax, KernelError
 from ikev2.protocol.enums import AuthMethod, ExchangeType, IdType, NotifyType, ProtocolId
 from ikev2.protocol.header import Header
-from ikev2.protocol.payloads import AUTH, IDi, IDr, Notify
+from ikev2.protocol.payloads import AUTH, CERT, CERTREQ, IDi, IDr, Notify
 
 if TYPE_CHECKING:
     from ikev2.core.engine import Engine
@@ -26,11 +30,29 @@ log = logging.getLogger("ikev2.core")
 _AUTH = ExchangeType.IKE_AUTH
 
 
-def _own_identity(conn: ConnectionConfig, local_addr: str) -> Identity:
+def _own_identity(conn: ConnectionConfig, local_addr: str, cred: Credential | None) -> Identity:
+    """The configured ID; with a certificate, else its subject DN (what the certificate
+    is surely bound to); else our address."""
     if conn.local.id is not None:
         return conn.local.id
+    if cred is not None:
+        return Identity(IdType.ID_DER_ASN1_DN, cred.chain.end_entity.subject.public_bytes())
     ip = ipaddress.ip_address(local_addr)
     return Identity(IdType.ID_IPV4_ADDR if ip.version == 4 else IdType.ID_IPV6_ADDR, ip.packed)
+
+
+def _same_identity(configured: Identity, peer: Identity) -> bool:
+    """Identity match; distinguished names compare by RFC 5280 §7.1 rules (case and
+    whitespace folded, any string type), since peers encode the same DN differently."""
+    if configured == peer:
+        return True
+    if configured.id_type != IdType.ID_DER_ASN1_DN or peer.id_type != IdType.ID_DER_ASN1_DN:
+        return False
+    try:
+        return bool(asn1_x509.Name.load(configured.data, strict=True)
+                    == asn1_x509.Name.load(peer.data, strict=True))
+    except (ValueError, TypeError):
+        return False
 
 
 def _psk(conn: ConnectionConfig, *, ours: bool) -> bytes:
@@ -41,21 +63,126 @@ def _psk(conn: ConnectionConfig, *, ours: bool) -> bytes:
     return psk
 
 
+def _credential(conn: ConnectionConfig, requested: frozenset[bytes]) -> Credential | None:
+    """The chain that answers the peer's CERTREQ, else our first (RFC 7296 §3.7)."""
+    creds = conn.local.credentials
+    if conn.local.auth != AuthKind.PUBKEY:
+        return None
+    if not creds:
+        raise AuthenticationFailed(f"connection {conn.name!r}: auth = pubkey, but no "
+                                   "certificate and key are configured")
+    chain = certs.select_chain([c.chain for c in creds], requested)
+    return next(c for c in creds if c.chain is chain)
+
+
+def _our_auth(
+    sa: IkeSa, conn: ConnectionConfig, cred: Credential | None, octets: bytes,
+    requested: frozenset[bytes],
+) -> list:
+    """[CERT...], AUTH: a PSK MIC, or our signature with the method and hash the peer's
+    SIGNATURE_HASH_ALGORITHMS allow (RFC 7296 §2.15, RFC 7427 §4, 7427-03)."""
+    if cred is None:
+        return [AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), octets))]
+    try:
+        choice = signature.choose_auth(cred.key, sa.peer_hashes)
+        data = signature.sign_auth(cred.key, octets, choice)
+    except signature.SignatureError as e:
+        raise AuthenticationFailed(f"cannot sign our AUTH payload: {e}") from None
+    log.debug("IKE_SA %s[%d] signing AUTH with method %d (%s)", sa.name, sa.ike_id,
+              int(choice.method), choice.scheme.name)
+    return [*certs.chain_payloads(cred.chain, requested), AUTH(choice.method, data)]
+
+
+def _certreq(conn: ConnectionConfig) -> list:
+    """CERTREQ naming the CAs we trust for the peer's certificate (RFC 7296 §3.7)."""
+    trust = conn.remote.trust
+    if conn.remote.auth != AuthKind.PUBKEY or trust is None or not trust.anchors:
+        return []
+    return [trust.certreq_payload()]
+
+
+def _requested(sa: IkeSa, payloads: list) -> frozenset[bytes]:
+    try:
+        return certs.requested_authorities([p for p in payloads if isinstance(p, CERTREQ)])
+    except certs.MalformedCertReq as e:
+        log.info("IKE_SA %s[%d]: ignoring the peer's CERTREQ: %s", sa.name, sa.ike_id, e)
+        return frozenset()
+
+
+def _verify_peer(
+    engine: Engine, sa: IkeSa, conn: ConnectionConfig, peer: Identity, id_rest: bytes,
+    auth: AUTH, cert_payloads: list, octets: bytes,
+) -> None:
+    """Check the peer's AUTH (RFC 7296 §2.15) against the method configured for it: a PSK
+    MIC, or a signature by the key of a certificate that chains to our CAs at wall-clock
+    time, is not revoked, and is bound to the peer's ID (7296-61). Raises
+    AuthenticationFailed (or a subclass) with the reason."""
+    if conn.remote.auth != AuthKind.PUBKEY:
+        if auth.method != AuthMethod.PSK:
+            raise AuthenticationFailed(
+                f"{peer} used AUTH method {_method_name(auth.method)}, we expect a "
+                "pre-shared key"
+            )
+        if not hmac.compare_digest(psk_auth(sa.prf, _psk(conn, ours=False), octets), auth.data):
+            raise AuthenticationFailed(f"AUTH payload of {peer} does not verify (wrong PSK?)")
+        return
+    if auth.method == AuthMethod.PSK:
+        raise AuthenticationFailed(
+            f"{peer} used a pre-shared key (AUTH method 2), we expect a certificate signature"
+        )
+    trust = conn.remote.trust
+    if trust is None or not trust.anchors:
+        raise AuthenticationFailed(f"connection {conn.name!r}: no CA certificates to check "
+                                   f"{peer}'s certificate against (remote cacerts)")
+    if engine.wall_time is None:
+        raise AuthenticationFailed(
+            "no wall clock: certificate validity cannot be checked (Engine(wall_time=...))"
+        )
+    chain = certs.verify_peer_certificates(cert_payloads, id_rest[0], id_rest[4:], trust,
+                                           engine.wall_time())
+    try:
+        scheme = signature.verify_auth(chain.public_key, auth.method, auth.data, octets)
+    except signature.SignatureError as e:
+        raise type(e)(f"AUTH payload of {peer} (certificate "
+                      f"{certs.format_dn(chain.end_entity.subject)}): {e}") from None
+    if log.isEnabledFor(logging.INFO):  # describe() formats every DN of the chain
+        log.info("IKE_SA %s[%d] %s authenticated with a certificate signature (%s, AUTH "
+                 "method %d): %s", sa.name, sa.ike_id, peer, scheme.name, auth.method,
+                 chain.describe())
+
+
+def _method_name(method: int) -> str:
+    try:
+        return f"{AuthMethod(method).name} ({method})"
+    except ValueError:
+        return str(method)
+
+
 # -- initiator ----------------------------------------------------------------------------
 def start(engine: Engine, sa: IkeSa, now: float) -> None:
-    """Our IKE_AUTH request: IDi, [IDr], AUTH, SAi2, TSi, TSr (§1.2)."""
+    """Our IKE_AUTH request: IDi, [CERT+], [CERTREQ], [IDr], AUTH, SAi2, TSi, TSr (§1.2)."""
     conn = sa.conn
     assert conn is not None
-    ident = _own_identity(conn, sa.local[0])
+    try:
+        cred = _credential(conn, sa.peer_certreq)
+    except AuthenticationFailed as e:
+        engine.remove(sa, str(e))
+        return
+    ident = _own_identity(conn, sa.local[0], cred)
     sa.local_id = ident
     idi = IDi(ident.id_type, ident.data)
     octets = signed_octets(sa.init_request, sa.nr, sa.prf, sa.sk_pi, idi.rest())
-    payloads: list = [idi]
+    try:
+        ours = _our_auth(sa, conn, cred, octets, sa.peer_certreq)
+    except AuthenticationFailed as e:
+        engine.remove(sa, str(e))
+        return
+    payloads: list = [idi, *ours[:-1], *_certreq(conn)]
     if conn.send_initial_contact and not _has_other_sa(engine, sa):
         payloads.append(Notify(ProtocolId.NONE, NotifyType.INITIAL_CONTACT))
     if conn.remote.id is not None:
         payloads.append(IDr(conn.remote.id.id_type, conn.remote.id.data))
-    payloads.append(AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), octets)))
+    payloads.append(ours[-1])
     if conn.mobike:
         payloads.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
         payloads += mobike_mod.address_list(engine, sa)
@@ -77,11 +204,14 @@ def on_response(
     idr = auth = None
     error = None
     mobike = False
+    cert_payloads: list[CERT] = []
     for p in payloads:
         if isinstance(p, IDr):
             idr = p
         elif isinstance(p, AUTH):
             auth = p
+        elif isinstance(p, CERT):
+            cert_payloads.append(p)
         elif isinstance(p, Notify):
             if p.type == NotifyType.MOBIKE_SUPPORTED:
                 mobike = True
@@ -96,15 +226,13 @@ def on_response(
     peer = Identity(IdType(idr.id_type) if idr.id_type in IdType._value2member_map_
                     else idr.id_type, idr.data)
     try:
-        if conn.remote.id is not None and peer != conn.remote.id:
+        if conn.remote.id is not None and not _same_identity(conn.remote.id, peer):
             raise AuthenticationFailed(f"peer identity {peer} is not {conn.remote.id}")
-        if auth.method != AuthMethod.PSK:
-            raise AuthenticationFailed(f"peer used auth method {auth.method}, we expect PSK")
         octets = signed_octets(sa.init_response, sa.ni, sa.prf, sa.sk_pr, idr.rest())
-        expected = psk_auth(sa.prf, _psk(conn, ours=False), octets)
-        if not hmac.compare_digest(expected, auth.data):
-            raise AuthenticationFailed(f"AUTH payload of {peer} does not verify (wrong PSK?)")
+        _verify_peer(engine, sa, conn, peer, idr.rest(), auth, cert_payloads, octets)
     except AuthenticationFailed as e:
+        log.info("IKE_SA %s[%d] authentication of the responder failed: %s", sa.name,
+                 sa.ike_id, e)
         # report it in a separate INFORMATIONAL, then delete (7296-83)
         engine.send_oneshot(
             sa, ExchangeType.INFORMATIONAL,
@@ -133,6 +261,7 @@ def handle_request(
         raise InvalidSyntax("IKE_AUTH on an IKE SA that is not waiting for it")
     idi = idr = auth = None
     initial_contact = mobike = False
+    cert_payloads: list[CERT] = []
     for p in payloads:
         if isinstance(p, IDi):
             idi = p
@@ -140,6 +269,8 @@ def handle_request(
             idr = p
         elif isinstance(p, AUTH):
             auth = p
+        elif isinstance(p, CERT):
+            cert_payloads.append(p)
         elif isinstance(p, Notify):
             if p.type == NotifyType.INITIAL_CONTACT:
                 initial_contact = True
@@ -153,14 +284,13 @@ def handle_request(
                     else idi.id_type, idi.data)
     wanted = Identity(idr.id_type, idr.data) if idr is not None else None
     conn = _pick_connection(sa, peer, wanted)
-    if auth.method != AuthMethod.PSK:
-        raise AuthenticationFailed(f"{peer} used auth method {auth.method}, we expect PSK")
+    sa.conn = conn  # named in the logs from here on, even if authentication fails
     octets = signed_octets(sa.init_request, sa.nr, sa.prf, sa.sk_pi, idi.rest())
-    if not hmac.compare_digest(psk_auth(sa.prf, _psk(conn, ours=False), octets), auth.data):
-        raise AuthenticationFailed(f"AUTH payload of {peer} does not verify (wrong PSK?)")
-    sa.conn = conn
+    _verify_peer(engine, sa, conn, peer, idi.rest(), auth, cert_payloads, octets)
+    requested = _requested(sa, payloads)
+    cred = _credential(conn, requested)
     sa.remote_id = peer
-    ident = _own_identity(conn, local[0])
+    ident = _own_identity(conn, local[0], cred)
     sa.local_id = ident
     sa.mobike = conn.mobike and mobike
     sa.local, sa.remote = local, remote  # the initiator may have moved to 4500 (§2.23)
@@ -169,7 +299,7 @@ def handle_request(
         _initial_contact(engine, sa)
     own = IDr(ident.id_type, ident.data)
     mine = signed_octets(sa.init_response, sa.ni, sa.prf, sa.sk_pr, own.rest())
-    out: list = [own, AUTH(AuthMethod.PSK, psk_auth(sa.prf, _psk(conn, ours=True), mine))]
+    out: list = [own, *_our_auth(sa, conn, cred, mine, requested)]
     if sa.mobike:
         out.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
         out += mobike_mod.address_list(engine, sa)
@@ -190,12 +320,15 @@ def _window(sa: IkeSa, data: bytes) -> None:
 
 def _pick_connection(sa: IkeSa, peer: Identity, wanted: Identity | None) -> ConnectionConfig:
     for c in sa.candidates:
-        if c.remote.id is not None and c.remote.id != peer:
+        if c.remote.id is not None and not _same_identity(c.remote.id, peer):
             continue
-        if wanted is not None and c.local.id is not None and c.local.id != wanted:
+        if wanted is not None and c.local.id is not None and not _same_identity(
+            c.local.id, wanted
+        ):
             continue
         return c
-    raise AuthenticationFailed(f"no connection accepts peer identity {peer}")
+    raise AuthenticationFailed(f"no connection accepts peer identity {peer}"
+                               + (f" asking for us as {wanted}" if wanted is not None else ""))
 
 
 def _established(engine: Engine, sa: IkeSa, now: float) -> None:

@@ -6,22 +6,30 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ikev2.config.model import AuthKind
 from ikev2.core import ike_auth, natd
 from ikev2.core.events import Endpoint
 from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
 from ikev2.core.sa import IkeSa, IkeState
+from ikev2.crypto.certs import MalformedCertReq, certreq_payload, requested_authorities
 from ikev2.crypto.dh import get_group
 from ikev2.crypto.encr import get_encr
 from ikev2.crypto.integ import get_integ
 from ikev2.crypto.keys import IkeKeys, derive_ike_keys
 from ikev2.crypto.prf import get_prf
 from ikev2.crypto.proposals import default_proposals
+from ikev2.crypto.signature import (
+    DEFAULT_HASHES,
+    MalformedHashAlgorithms,
+    decode_hash_algorithms,
+    encode_hash_algorithms,
+)
 from ikev2.crypto.sk import make_sk_crypter
 from ikev2.errors import DropMessage, IkeError, InvalidSyntax, NoProposalChosen
 from ikev2.protocol.codec import build_message, parse_message
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId, TransformType
 from ikev2.protocol.header import Header
-from ikev2.protocol.payloads import KE, SA, Nonce, Notify
+from ikev2.protocol.payloads import CERTREQ, KE, SA, Nonce, Notify
 
 if TYPE_CHECKING:
     from ikev2.config.model import ConnectionConfig
@@ -62,6 +70,8 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
     payloads += natd.payloads(sa.spi_i, _ZERO_SPI, sa.local, sa.remote, fake)
     if conn.fragmentation:
         payloads.append(Notify(ProtocolId.NONE, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    if uses_certificates(conn):
+        payloads.append(_hash_notify())
     sa.next_id_out = 0
     engine.send_request(sa, _INIT, payloads, on_response, now)
     log.info(
@@ -117,6 +127,11 @@ def on_response(
     sa.init_response = data
     sa.dh = None
     setup_keys(sa, sel, shared)
+    sa.fragmentation = conn.fragmentation and any(
+        n.type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies
+    )  # RFC 7383 §2.3 (7383-01)
+    sa.peer_hashes = _peer_hashes(sa, notifies)
+    sa.peer_certreq = _peer_certreq(sa, payloads)
     present, nat_local, nat_remote = natd.check(notifies, sa.spi_i, sa.spi_r, sa.local, sa.remote)
     sa.nat_local, sa.nat_remote = nat_local, nat_remote
     sa.encap = conn.encap or nat_local or nat_remote
@@ -236,12 +251,21 @@ def _respond(
     sa.nat_local, sa.nat_remote = nat_local, nat_remote
     sa.encap = nat_local or nat_remote
     out = [SA((sel.proposal(ProtocolId.IKE, b""),)), KE(group[1], dh.public), Nonce(sa.nr)]
+    # CERTREQ for the CAs we trust (RFC 7296 §1.2, §3.7)
+    anchors = [a for c in candidates if c.remote.auth == AuthKind.PUBKEY and c.remote.trust
+               for a in c.remote.trust.anchors]
+    if anchors:
+        out.append(certreq_payload(anchors))
     if present:
         out += natd.payloads(sa.spi_i, sa.spi_r, local, remote)
     if any(n.type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies) and any(
         c.fragmentation for c in candidates
     ):
         out.append(Notify(ProtocolId.NONE, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        sa.fragmentation = True  # both sent it (RFC 7383 §2.3)
+    sa.peer_hashes = _peer_hashes(sa, notifies)
+    if any(uses_certificates(c) for c in candidates):
+        out.append(_hash_notify())
     response = build_message(sa.spi_i, sa.spi_r, _INIT, 0x20, 0, out)
     sa.init_request = data
     sa.init_response = response
@@ -299,6 +323,42 @@ def _in_prefix(prefix: str, addr: str) -> bool:
 
 
 # -- shared -------------------------------------------------------------------------------
+def uses_certificates(conn: ConnectionConfig) -> bool:
+    """Either side authenticates with a certificate: then we announce our signature hashes
+    (RFC 7427 §4, 7427-06) and, for the peer's side, ask for its CA (CERTREQ)."""
+    return AuthKind.PUBKEY in (conn.local.auth, conn.remote.auth)
+
+
+def _hash_notify() -> Notify:
+    """N(SIGNATURE_HASH_ALGORITHMS): the hashes we accept in AUTH method 14 (7427-01)."""
+    return Notify(ProtocolId.NONE, NotifyType.SIGNATURE_HASH_ALGORITHMS, b"",
+                  encode_hash_algorithms(DEFAULT_HASHES))
+
+
+def _peer_hashes(sa: IkeSa, notifies: list) -> tuple[int, ...] | None:
+    """The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), None if it sent none; a
+    malformed one counts as none (we then sign with methods 1/9/10/11 only)."""
+    for n in notifies:
+        if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+            try:
+                return tuple(int(h) for h in decode_hash_algorithms(n.data))
+            except MalformedHashAlgorithms as e:
+                log.info("IKE_SA [%d]: ignoring the peer's SIGNATURE_HASH_ALGORITHMS: %s",
+                         sa.ike_id, e)
+                return None
+    return None
+
+
+def _peer_certreq(sa: IkeSa, payloads: list) -> frozenset[bytes]:
+    """The CA key hashes the peer asked for in IKE_SA_INIT (RFC 7296 §3.7); a malformed
+    CERTREQ is only a hint we cannot use."""
+    try:
+        return requested_authorities([p for p in payloads if isinstance(p, CERTREQ)])
+    except MalformedCertReq as e:
+        log.info("IKE_SA [%d]: ignoring the peer's CERTREQ: %s", sa.ike_id, e)
+        return frozenset()
+
+
 def setup_keys(sa: IkeSa, sel: Selected, shared: bytes) -> None:
     """SKEYSEED and SK_* (§2.14); SK crypters for both directions."""
     encr_t = sel.get(TransformType.ENCR)
@@ -319,6 +379,7 @@ def use_keys(sa: IkeSa, sel: Selected, prf: Any, encr: Any, integ: Any, keys: Ik
     sa.crypter_out, sa.crypter_in = (crypt_i, crypt_r) if sa.initiator else (crypt_r, crypt_i)
     sa.prf = prf
     sa.sk_d, sa.sk_pi, sa.sk_pr = keys.sk_d, keys.sk_pi, keys.sk_pr
+    sa.keys = keys  # kept for Engine.ike_keys (Wireshark key export, off by default)
     sa.transforms = sel.transforms
     sa.suite = suite_of(sel.transforms)
 

@@ -240,6 +240,8 @@ def _new_sa(
     new.local_id, new.remote_id = old.local_id, old.remote_id
     new.nat_local, new.nat_remote = old.nat_local, old.nat_remote
     new.encap, new.mobike = old.encap, old.mobike
+    new.fragmentation, new.peer_hashes = old.fragmentation, old.peer_hashes
+    new.peer_addrs = old.peer_addrs
     new.state = IkeState.ESTABLISHED
     new.established_at = now
     engine.by_spi[new.local_spi] = new

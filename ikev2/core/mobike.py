@@ -216,6 +216,10 @@ def choose_path(engine: Engine, sa: IkeSa) -> tuple[str, str] | None:
     peers = [sa.remote[0], *[a for a in sa.peer_addrs if a != sa.remote[0]]]
     for peer in peers:
         version = ipaddress.ip_address(peer).version
+        if engine.source_for is not None:  # what the routing table would use, if ours
+            routed = engine.source_for(peer)
+            if routed in mine:
+                return routed, peer
         for a in mine:
             if ipaddress.ip_address(a).version == version:
                 return a, peer

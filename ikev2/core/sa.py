@@ -111,6 +111,8 @@ class ChildSa:
             installed_at=self.established_at,
             rekey_at=self.rekey_at,
             expire_at=self.expire_at,
+            local=s.local,
+            remote=s.remote,
         )
 
 
@@ -133,12 +135,15 @@ class IkeSa:
         "due",
         "encap",
         "established_at",
+        "frag_in",
+        "fragmentation",
         "ike_id",
         "init_remote",
         "init_request",
         "init_response",
         "init_retries",
         "initiator",
+        "keys",
         "last_in",
         "last_request_hash",
         "last_response",
@@ -153,6 +158,8 @@ class IkeSa:
         "ni",
         "nr",
         "peer_addrs",
+        "peer_certreq",
+        "peer_hashes",
         "peer_window",
         "pending",
         "prf",
@@ -206,6 +213,7 @@ class IkeSa:
         self.transforms: tuple[tuple[int, int, int | None], ...] = ()
         self.suite = ""
         self.sk_d = b""
+        self.keys: Any = None
         self.sk_pi = b""
         self.sk_pr = b""
         self.crypter_in: Any = None
@@ -242,6 +250,14 @@ class IkeSa:
         self.peer_addrs: tuple[str, ...] = ()  # the peer's ADDITIONAL_* list (RFC 4555 §3.6)
         self.moving: Any = None  # MOBIKE: the addresses before an unanswered UPDATE
         self.update_again = False
+        # RFC 7383: both sides sent IKEV2_FRAGMENTATION_SUPPORTED (§2.3); the fragments of
+        # the message being reassembled, one per direction ("request" / "response", §2.6)
+        self.fragmentation = False
+        self.frag_in: dict[str, Any] = {}
+        # RFC 7427 §4: the peer's SIGNATURE_HASH_ALGORITHMS (None: it sent none); RFC 7296
+        # §3.7: the CA key hashes of the peer's CERTREQ payloads
+        self.peer_hashes: tuple[int, ...] | None = None
+        self.peer_certreq: frozenset[bytes] = frozenset()
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ from ikev2.core.events import (
     IkeSaFailed,
     IkeSaInfo,
     IkeSaRekeyed,
+    IkeSaUpdated,
 )
 
 
@@ -74,5 +75,11 @@ def format_event(event: object) -> tuple[int, str]:
         return logging.INFO, (
             f"CHILD_SA {c.name}{{{event.old_child_id}}} rekeyed to {c.name}{{{c.child_id}}} "
             f"{child_line(c)}"
+        )
+    if isinstance(event, IkeSaUpdated):
+        ike = event.ike  # the core already logs the move at info level
+        return logging.DEBUG, (
+            f"IKE_SA {ike.name}[{ike.ike_id}] moved from {endpoint(event.old_local)}-"
+            f"{endpoint(event.old_remote)} to {endpoint(ike.local)}-{endpoint(ike.remote)}"
         )
     return logging.INFO, f"event {event!r}"

@@ -94,7 +94,10 @@ def make_engine(config: DaemonConfig, kernel: object) -> object:
         from ikev2.core.engine import Engine
     except ImportError as exc:
         raise StartupError(f"the IKE engine cannot be loaded: {exc}") from None
-    return Engine(config.engine, kernel, os.urandom, source_address)  # type: ignore[arg-type]
+    import time  # wall clock for certificate validity; the engine's `now` is monotonic
+
+    return Engine(config.engine, kernel, os.urandom, source_address,  # type: ignore[arg-type]
+                  wall_time=time.time)
 
 
 def setup_logging(level: str) -> None:
@@ -127,7 +130,12 @@ async def serve(config: DaemonConfig, engine: object) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    api = None
     try:
+        if config.api.enabled:
+            api = await start_api(daemon, config)
+            if api is None:
+                return EXIT_FAILURE
         try:
             daemon.start()
         except StartError as exc:
@@ -139,8 +147,32 @@ async def serve(config: DaemonConfig, engine: object) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if api is not None:
+            await api.stop()
         daemon.close()
     return EXIT_OK
+
+
+async def start_api(daemon: object, config: DaemonConfig) -> object | None:
+    """The REST API server ([api] section, docs/api.md), or None after printing why not."""
+    from api.auth import TokenError
+    from api.server import ApiServer
+
+    api = ApiServer(daemon, config.api)
+    try:
+        await api.start()
+    except TokenError as exc:
+        print(f"{PROG}: {exc} (check api.token_file)", file=sys.stderr)
+        return None
+    except OSError as exc:
+        where = ", ".join(f"{a}:{config.api.port}" for a in config.api.listen)
+        if config.api.unix_socket:
+            where += f" / {config.api.unix_socket}"
+        print(f"{PROG}: cannot start the API on {where}: "
+              f"{(exc.strerror or str(exc)).lower()} (check api.listen, api.port, "
+              "api.unix_socket)", file=sys.stderr)
+        return None
+    return api
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,10 +8,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from ikev2.config.model import StartAction
-from ikev2.core.events import Datagram, Endpoint, IkeSaInfo
+from ikev2.config.model import ConnectionConfig, StartAction
+from ikev2.core.events import Datagram, Endpoint, IkeSaEstablished, IkeSaFailed, IkeSaInfo
 from ikev2.daemon.eventlog import format_event
 from ikev2.daemon.settings import DaemonConfig
 from ikev2.daemon.sockets import (
@@ -29,6 +29,8 @@ log = logging.getLogger("ikev2d")
 RECV_BATCH = 64  # datagrams read per wakeup before flushing (fairness between sockets)
 STATE_WRITE_DELAY = 0.05  # coalesce state-file rewrites after bursts of events
 SHUTDOWN_TIMEOUT = 2.0
+T = TypeVar("T")
+EventListener = Callable[[object], None]
 
 
 class StartError(Exception):
@@ -39,8 +41,19 @@ class EnginePort(Protocol):
     """The part of `ikev2.core.engine.Engine` the daemon drives."""
 
     def load_connection(self, conn: Any) -> None: ...
+    def unload_connection(self, name: str) -> None: ...
     def initiate(self, name: str, now: float) -> int: ...
     def terminate(self, ike_id: int, now: float) -> None: ...
+    def terminate_child(self, ike_id: int, child_id: int, now: float) -> None: ...
+    def rekey_ike(self, ike_id: int, now: float) -> None: ...
+    def rekey_child(self, ike_id: int, child_id: int, now: float) -> None: ...
+    def reauthenticate(self, ike_id: int, now: float) -> int: ...
+    def create_child(self, ike_id: int, child_name: str, now: float) -> None: ...
+    def update_addresses(
+        self, ike_id: int, now: float, *, local: str | None = None, remote: str | None = None,
+        mode: str = "auto",
+    ) -> IkeSaInfo: ...
+    def ike_sa(self, ike_id: int) -> IkeSaInfo | None: ...
     def shutdown(self, now: float) -> None: ...
     def receive_datagram(
         self, data: bytes, local: Endpoint, remote: Endpoint, now: float
@@ -77,6 +90,18 @@ class Daemon:
         self._closed = False
         self._state_broken = False
         self.dropped = 0  # datagrams dropped because handling them raised
+        self.received = 0  # datagrams handed to the engine
+        self.sent = 0  # datagrams sent
+        # connections loaded now (the config's, then the API's loads/unloads)
+        self.connections: dict[str, ConnectionConfig] = {c.name: c for c in config.connections}
+        # every core event goes to these after it is logged (the API's fan-out)
+        self.listeners: list[EventListener] = []
+        # when this daemon initiated an IKE SA still being set up (handshake latency)
+        self.initiated_at: dict[int, float] = {}
+        # this host's addresses → engine.set_local_addresses (MOBIKE, docs/mobike.md)
+        self.address_watcher: Any = None
+        # kernel events (expire, acquire, migrate) → engine (ikev2/kernel/events_bridge.py)
+        self.kernel_events: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------
     def open_sockets(self) -> None:
@@ -103,6 +128,10 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         for us in self.sockets.sockets:
             self._loop.add_reader(us.sock.fileno(), self._on_readable, us)
+        self._start_kernel()
+        from ikev2.daemon.addresses import start_watcher
+
+        self.address_watcher = start_watcher(self)
         for conn in self.config.connections:
             self.engine.load_connection(conn)
         log.info(
@@ -123,13 +152,60 @@ class Daemon:
 
     def initiate(self, name: str) -> int | None:
         try:
-            ike_id = self.engine.initiate(name, self.clock())
+            return self.initiate_sa(name)
         except Exception:
             log.exception("initiating connection %s failed", name)
             return None
-        log.info("initiating connection %s: IKE_SA %s[%d]", name, name, ike_id)
-        self._after()
+
+    # --- commands (the API's): engine call with the loop's clock, then _after() ----------
+    # They raise what the engine raises (KeyError unknown id, ValueError wrong state).
+    def command(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, self.clock(), **kwargs)
+        finally:
+            self._after()
+
+    def initiate_sa(self, name: str) -> int:
+        now = self.clock()
+        try:
+            ike_id = self.engine.initiate(name, now)
+            self.initiated_at[ike_id] = now
+            log.info("initiating connection %s: IKE_SA %s[%d]", name, name, ike_id)
+        finally:
+            self._after()
         return ike_id
+
+    def terminate_sa(self, ike_id: int) -> None:
+        self.command(self.engine.terminate, ike_id)
+
+    def terminate_child(self, ike_id: int, child_id: int) -> None:
+        self.command(self.engine.terminate_child, ike_id, child_id)
+
+    def rekey_ike(self, ike_id: int) -> None:
+        self.command(self.engine.rekey_ike, ike_id)
+
+    def rekey_child(self, ike_id: int, child_id: int) -> None:
+        self.command(self.engine.rekey_child, ike_id, child_id)
+
+    def reauthenticate(self, ike_id: int) -> int:
+        return self.command(self.engine.reauthenticate, ike_id)
+
+    def update_addresses(
+        self, ike_id: int, *, local: str | None = None, remote: str | None = None,
+        mode: str = "auto",
+    ) -> IkeSaInfo:
+        return self.command(self.engine.update_addresses, ike_id, local=local, remote=remote,
+                            mode=mode)
+
+    def load_connection(self, conn: ConnectionConfig) -> None:
+        self.engine.load_connection(conn)
+        self.connections[conn.name] = conn
+        log.info("connection %s loaded", conn.name)
+
+    def unload_connection(self, name: str) -> None:
+        self.engine.unload_connection(name)
+        del self.connections[name]
+        log.info("connection %s unloaded", name)
 
     def terminate(self, ike_id: int) -> None:
         try:
@@ -160,18 +236,45 @@ class Daemon:
         self.close()
         log.info("ikev2d stopped")
 
+    def _start_kernel(self) -> None:
+        """The kernel backend's part of start-up: remove a crashed run's leftovers, let the
+        IKE sockets bypass IPsec (and decapsulate ESP-in-UDP on the NAT-T one), and feed
+        its events to the engine (docs/kernel.md)."""
+        from ikev2.errors import KernelError
+        from ikev2.kernel.events_bridge import KernelEventsBridge
+
+        kernel = self.engine.kernel  # type: ignore[attr-defined]
+        assert self.sockets is not None
+        try:
+            if hasattr(kernel, "start"):
+                kernel.start()
+            if hasattr(kernel, "prepare_ike_socket"):
+                for us in self.sockets.sockets:
+                    kernel.prepare_ike_socket(us.sock, us.natt)
+        except KernelError as exc:
+            raise StartError(f"kernel backend: {exc}") from None
+        if hasattr(kernel, "event_fileno"):
+            self.kernel_events = KernelEventsBridge(kernel, self.engine, after=self._after)
+            self.kernel_events.start()
+
     def close(self) -> None:
         """Stop reading, cancel timers, close the sockets; the state file then says the
         daemon stopped (its SAs went with it). Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if self.kernel_events is not None:
+            self.kernel_events.stop()
+            self.kernel_events = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
         if self._state_pending is not None:
             self._state_pending.cancel()
             self._state_pending = None
+        if self.address_watcher is not None:
+            self.address_watcher.close()
+            self.address_watcher = None
         if self.sockets is not None:
             if self._loop is not None:
                 for us in self.sockets.sockets:
@@ -198,6 +301,7 @@ class Daemon:
                         log.debug("ignored %s from %s[%d]", classify_natt(data), *remote)
                     continue
                 data = data[4:]
+            self.received += 1
             try:
                 engine.receive_datagram(data, local, remote, self.clock())
             except Exception:
@@ -226,6 +330,15 @@ class Daemon:
             while event is not None:
                 level, message = format_event(event)
                 log.log(level, "%s", message)
+                for listener in self.listeners:
+                    try:
+                        listener(event)
+                    except Exception:
+                        log.exception("event listener failed on %s", type(event).__name__)
+                if isinstance(event, IkeSaEstablished):
+                    self.initiated_at.pop(event.ike.ike_id, None)
+                elif isinstance(event, IkeSaFailed):
+                    self.initiated_at.pop(event.ike_id, None)
                 event = engine.next_event()
             if self.config.state_file:
                 self._schedule_state()
@@ -258,6 +371,7 @@ class Daemon:
             data = NON_ESP_MARKER + data
         try:
             send(us, data, local[0], remote)
+            self.sent += 1
         except OSError as exc:
             log.warning(
                 "sending %d octets %s[%d] -> %s[%d] failed: %s",

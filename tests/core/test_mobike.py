@@ -255,3 +255,41 @@ def test_4555_14_hoa_bound_transport_sa_stays() -> None:
     outer = {c.config.name: c.spec.local for c in children}
     assert outer == {"bu": hoa, "net": NEW}
     consistent(pair, children=2)
+
+
+def test_x07_kernel_migrate_by_another_daemon_moves_the_ike_sa() -> None:
+    """UMIP-style MIGRATE with KMADDRESS: records and IKE SA follow, the kernel is not
+    migrated again (REQUIREMENTS X-07, 4877 K bit)."""
+    from ikev2.kernel.base import SaMigrated, SaMove
+
+    pair, ike_id = _up()
+    sa = pair.a.engine.by_id[ike_id]
+    (c,) = sa.children.values()
+    move = SaMove(c.spec.reqid, 0, "tunnel", A_ADDR, B_ADDR, NEW, B_ADDR)
+    own = SaMigrated(0, (move,), own=True)
+    assert pair.a.engine.on_kernel_migrate(own, pair.now) == 0
+    event = SaMigrated(0, (move,), km_local=NEW, km_remote=B_ADDR)
+    assert pair.a.engine.on_kernel_migrate(event, pair.now) == 1
+    assert sa.local[0] == NEW and c.spec.local == NEW
+    assert not pair.a.kernel.migrations  # the kernel already did it
+    (ev,) = pair.a.of(IkeSaUpdated)
+    assert ev.old_local[0] == A_ADDR
+
+
+def test_4555_04_address_coming_back_after_none_moves_the_sa() -> None:
+    pair, ike_id = _up()
+    pair.a.engine.set_local_addresses([], pair.now)  # all gone: wait
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].local[0] == A_ADDR
+    pair.a.engine.set_local_addresses([NEW], pair.now)
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].local[0] == NEW
+    assert pair.b.engine.by_id[_b_id(pair)].remote[0] == NEW
+
+
+def test_choose_path_prefers_the_routed_source() -> None:
+    pair, ike_id = _up(a_addrs=(A_ADDR, "2001:db8:7::1", NEW))
+    pair.a.engine.source_for = lambda peer: NEW
+    pair.a.engine.set_local_addresses(["2001:db8:7::1", NEW], pair.now)
+    pair.deliver_all()
+    assert pair.a.engine.by_id[ike_id].local[0] == NEW

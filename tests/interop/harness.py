@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -319,11 +319,16 @@ class Peer:
 
 def swanctl_conf(
     inst: str, psk: str, conns: dict[str, tuple[str, str]], ike_proposal: str,
-    esp_proposal: str, *, encap: bool = True,
+    esp_proposal: str, *, encap: bool = True, conn_options: dict[str, str] | None = None,
+    child_options: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """A swanctl.conf for instance a|b (written here, same facts as peer.sh's): one PSK
     connection per entry of conns = {name: (local_addr, remote_addr)}, each with one child
-    `<name>-net` between the two sides' inner addresses."""
+    `<name>-net` between the two sides' inner addresses. `conn_options` / `child_options`
+    add swanctl.conf settings (e.g. {"dpd_delay": "2s"}, {"rekey_time": "0"}) to every
+    connection / child."""
+    conn_extra = "".join(f"\n    {k} = {v}" for k, v in (conn_options or {}).items())
+    child_extra = "".join(f"\n        {k} = {v}" for k, v in (child_options or {}).items())
     if inst == "a":
         me, peer = ID_A, ID_B
         lts, rts = f"{IN_A6}/128,{IN_A4}/32", f"{IN_B6}/128,{IN_B4}/32"
@@ -339,7 +344,7 @@ def swanctl_conf(
     remote_addrs = {remote}
     proposals = {ike_proposal}
     encap = {"yes" if encap else "no"}
-    mobike = yes
+    mobike = yes{conn_extra}
     local {{
       auth = psk
       id = {me}
@@ -353,7 +358,7 @@ def swanctl_conf(
         local_ts = {lts}
         remote_ts = {rts}
         esp_proposals = {esp_proposal}
-        mode = tunnel
+        mode = tunnel{child_extra}
       }}
     }}
   }}""")
@@ -386,6 +391,21 @@ def toml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(toml_str(i) for i in items) + "]"
 
 
+def toml_value(v: object) -> str:
+    """str, bool, int, float, a list of str or a dict (an inline table) as TOML."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return toml_str(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {v!r}")
+
+
 @dataclass
 class Ikev2dConn:
     name: str
@@ -399,9 +419,23 @@ class Ikev2dConn:
     local_ts: Sequence[str]
     remote_ts: Sequence[str]
     initiate: bool
+    # extra keys of the connection / its child, e.g. {"rekey_time": "12s",
+    # "retransmit": {"timeout": 1, "tries": 2}} / {"rekey_time": "8s", "rand_time": "0s"}
+    options: dict[str, Any] = field(default_factory=dict)
+    child_options: dict[str, Any] = field(default_factory=dict)
+    # keys of [connections.X.local] / [connections.X.remote] over id and auth = "psk", e.g.
+    # {"auth": "pubkey", "certs": [...], "key": "..."}; a value None drops the key
+    local_auth: dict[str, Any] = field(default_factory=dict)
+    remote_auth: dict[str, Any] = field(default_factory=dict)
+
+    def _side(self, ident: str, over: dict[str, Any]) -> str:
+        keys = {"id": ident, "auth": "psk", **over}
+        return "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items() if v is not None)
 
     def toml(self) -> str:
         c = f"connections.{self.name}"
+        extra = "".join(f"{k} = {toml_value(v)}\n" for k, v in self.options.items())
+        child_extra = "".join(f"{k} = {toml_value(v)}\n" for k, v in self.child_options.items())
         return f"""
 [{c}]
 local_addrs = {toml_list([self.local_addr])}
@@ -410,22 +444,18 @@ ike_proposals = {toml_list(self.ike_proposals)}
 encap = false
 mobike = true
 psk = {toml_str(self.psk)}
-
+{extra}
 [{c}.local]
-id = {toml_str(self.local_id)}
-auth = "psk"
-
+{self._side(self.local_id, self.local_auth)}
 [{c}.remote]
-id = {toml_str(self.remote_id)}
-auth = "psk"
-
+{self._side(self.remote_id, self.remote_auth)}
 [{c}.children.net]
 local_ts = {toml_list(self.local_ts)}
 remote_ts = {toml_list(self.remote_ts)}
 mode = "tunnel"
 esp_proposals = {toml_list(self.esp_proposals)}
 start_action = {toml_str("initiate" if self.initiate else "none")}
-"""
+{child_extra}"""
 
 
 class Ikev2d:
