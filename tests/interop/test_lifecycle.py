@@ -542,7 +542,8 @@ class Kind:
     charon_detects: str  # charon's log line when it sees the crossing request
 
     def rekey_at(self, s: Setup) -> float:
-        sa = s.d.state()[0]
+        # the live SA, not a redundant one of a won IKE collision awaiting its delete
+        sa = next(x for x in s.d.state() if x["state"] == "ESTABLISHED")
         at = sa["children"][0]["rekey_at"] if self.name == "child" else sa["rekey_at"]
         assert at is not None, sa
         return float(at)
