@@ -306,6 +306,22 @@ class Engine:
             self.emit(IkeSaUpdated(old_local, old_remote, sa.info()))
         return len(moved)
 
+    def on_nat_mapping(self, event: object, now: float) -> bool:
+        """The kernel saw ESP-in-UDP from a new NAT mapping of the peer (XFRM_MSG_MAPPING):
+        without MOBIKE, the side not behind the NAT follows it (RFC 7296 §2.23, 7296-75);
+        with MOBIKE the initiator repairs it with UPDATE_SA_ADDRESSES (4555-15)."""
+        spi_in = getattr(event, "spi_in", None)
+        new = getattr(event, "new", None)
+        if spi_in is None or new is None:
+            return False
+        for sa in self.by_id.values():
+            if any(c.spec.spi_in == spi_in for c in sa.children.values()):
+                if sa.mobike or not sa.nat_remote or sa.state not in LIVE_IKE:
+                    return False
+                mobike.follow_rebinding(self, sa, sa.local, (new[0], new[1]))
+                return True
+        return False
+
     def on_child_expire(self, spi_in: int, hard: bool, now: float) -> bool:
         """A kernel lifetime expired (bytes/packets): soft → rekey, hard → delete. False if
         no CHILD_SA of ours has that inbound SPI."""
@@ -670,6 +686,8 @@ class Engine:
             error = e
         sa.next_id_in = message_id + 1
         sa.last_in = now
+        if remote != sa.remote and sa.nat_remote and not sa.mobike and error is None:
+            mobike.follow_rebinding(self, sa, local, remote)
         fatal = False
         if error is None:
             try:

@@ -209,6 +209,20 @@ def move_children(engine: Engine, sa: IkeSa, old_local: str, old_remote: str) ->
                         c.child_id, e)
 
 
+def follow_rebinding(engine: Engine, sa: IkeSa, local: Endpoint, remote: Endpoint) -> None:
+    """A peer behind a NAT now comes from another address or port (a rebound NAT): the
+    side not behind the NAT follows the last authenticated packet (RFC 7296 §2.23,
+    7296-75; never with MOBIKE, 4555-15), CHILD_SAs' UDP encapsulation included."""
+    if remote == sa.remote:
+        return
+    moved = Moved(sa.local, sa.remote)
+    sa.remote = remote
+    move_children(engine, sa, moved.old_local[0], moved.old_remote[0])
+    log.info("IKE_SA %s[%d] peer's NAT mapping changed %s[%d] -> %s[%d]", sa.name, sa.ike_id,
+             *moved.old_remote, *remote)
+    engine.emit(IkeSaUpdated(moved.old_local, moved.old_remote, sa.info()))
+
+
 def choose_path(engine: Engine, sa: IkeSa) -> tuple[str, str] | None:
     """The initiator lost its address: a new (local, remote) pair, the current peer
     address first, then the peer's other addresses (§3.5: the initiator decides)."""

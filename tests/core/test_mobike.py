@@ -293,3 +293,59 @@ def test_choose_path_prefers_the_routed_source() -> None:
     pair.a.engine.set_local_addresses(["2001:db8:7::1", NEW], pair.now)
     pair.deliver_all()
     assert pair.a.engine.by_id[ike_id].local[0] == NEW
+
+
+def _natted(port: list[int]):
+    def nat(d: Datagram, s: str) -> list[Datagram]:
+        if s == "a":
+            return [Datagram(d.data, (NAT, d.local[1] + port[0]), d.remote)]
+        if s == "b" and d.remote[0] == NAT:
+            return [Datagram(d.data, d.local, (A_ADDR, d.remote[1] - port[0]))]
+        return [d]
+    return nat
+
+
+def test_7296_75_rebound_nat_is_followed_without_mobike() -> None:
+    pair = Pair()
+    port = [1]
+    pair.filter = _natted(port)
+    a = make_conn(mobike=False)
+    b = replace(mirror(a), remote_addrs=("%any",))
+    ike_id = pair.connect(a, b)
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    assert b_sa.nat_remote and b_sa.remote == (NAT, 4501)
+    port[0] = 277  # the NAT rebinds: new source port
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.deliver_all()
+    assert b_sa.remote == (NAT, 4777)
+    assert {c.encap for c in pair.b.kernel.children.values()} == {(4500, 4777)}
+    assert pair.a.engine.by_id[ike_id].pending is None
+
+
+def test_4555_15_with_mobike_the_responder_does_not_follow_implicitly() -> None:
+    pair = Pair()
+    port = [1]
+    pair.filter = _natted(port)
+    a = make_conn()
+    b = replace(mirror(a), remote_addrs=("%any",))
+    ike_id = pair.connect(a, b)
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    port[0] = 277
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.deliver_all()
+    assert b_sa.remote == (NAT, 4501)
+
+
+def test_kernel_nat_mapping_event_moves_the_encapsulation() -> None:
+    from ikev2.kernel.base import NatMappingChanged
+
+    pair = Pair()
+    pair.filter = _natted([1])
+    a = make_conn(mobike=False)
+    b = replace(mirror(a), remote_addrs=("%any",))
+    pair.connect(a, b)
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    (c,) = b_sa.children.values()
+    ev = NatMappingChanged(c.spec.reqid, c.spec.spi_in, (NAT, 4501), (NAT, 5000))
+    assert pair.b.engine.on_nat_mapping(ev, pair.now)
+    assert b_sa.remote == (NAT, 5000) and c.spec.encap == (4500, 5000)
