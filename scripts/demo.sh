@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh - the README's main job: install ikev2d (as scripts/test.sh does), then run
 # `ikev2d demo`: two daemons on loopback bring up an IKE SA with a CHILD_SA and print
-# both SA tables. Extra arguments go to `ikev2d demo` (see `ikev2d demo --help`).
+# both SA tables, then move A from 127.0.0.1 to 127.0.0.3 and back with MOBIKE through
+# its REST API (same SPIs, new endpoint on both sides). Extra arguments go to
+# `ikev2d demo` (see `ikev2d demo --help`; `--no-handover` skips the move).
 # Exit code: ikev2d demo's (0 ok, 1 the demo failed, 2 usage).
 set -uo pipefail
 

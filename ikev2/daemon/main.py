@@ -2,6 +2,7 @@
 
     ikev2d --config FILE [--log-level LEVEL] [--check]
     ikev2d demo [--ike-port N] [--natt-port N] [--timeout S] [--keep] [--dir DIR]
+                [--no-handover] [--move-to ADDR]
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 """

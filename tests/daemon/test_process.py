@@ -1,5 +1,5 @@
-"""`ikev2d` as a real process: signals, exit codes, bind errors, garbage, `ikev2ctl`,
-`ikev2d demo`."""
+"""`ikev2d` as a real process: signals, exit codes, bind errors, garbage, `ikev2ctl`
+(`ikev2d demo`: tests/daemon/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -172,14 +172,3 @@ def test_ikev2ctl_missing_state_file(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "no such file" in res.stderr
 
-
-def test_ikev2d_demo_end_to_end(tmp_path: Path) -> None:
-    ike, natt = free_ports(("127.0.0.1", "127.0.0.2"))
-    res = run_cli("ikev2.daemon.main", "demo", "--ike-port", str(ike), "--natt-port",
-                  str(natt), "--dir", str(tmp_path))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "OK:" in res.stdout
-    assert "both daemons stopped cleanly" in res.stdout
-    assert f"127.0.0.2[{ike}]" in res.stdout
-    for name in ("a", "b"):
-        assert "Traceback" not in (tmp_path / f"{name}.log").read_text()
