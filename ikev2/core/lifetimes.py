@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, StartAction
 from ikev2.core.sa import ChildSa, ChildState, IkeSa, IkeState
+from ikev2.protocol.enums import ExchangeType, ProtocolId
+from ikev2.protocol.payloads import Delete
 
 if TYPE_CHECKING:
     from ikev2.core.engine import Engine
@@ -82,7 +84,7 @@ def reauthenticate(engine: Engine, sa: IkeSa, now: float) -> int:
 
 def fire(engine: Engine, sa: IkeSa, name: str, now: float) -> None:
     """One of the SA's named deadlines has passed."""
-    from ikev2.core import create_child, informational, liveness
+    from ikev2.core import create_child, liveness
 
     if name == "half_open":
         if sa.state not in (IkeState.ESTABLISHED, IkeState.REKEYING):
@@ -93,9 +95,11 @@ def fire(engine: Engine, sa: IkeSa, name: str, now: float) -> None:
         _renew_ike(engine, sa, now)
     elif name == "dpd":
         liveness.check(engine, sa, now)
-    elif name == "rekeyed":
-        if sa.state == IkeState.REKEYED:
-            informational.delete_ike_sa(engine, sa, now, "replaced by a rekeyed IKE SA")
+    elif name == "rekeyed" and sa.state == IkeState.REKEYED:
+        # the peer should have deleted this replaced (or redundant) IKE SA and may well
+        # have forgotten it (§2.8.2, last paragraph): tell it once, do not wait for it
+        engine.send_oneshot(sa, ExchangeType.INFORMATIONAL, [Delete(ProtocolId.IKE)])
+        engine.remove(sa, "replaced by a rekeyed IKE SA; the peer did not delete it")
     elif name.startswith("create:"):
         assert sa.conn is not None
         cfg = next((c for c in sa.conn.children if c.name == name[7:]), None)
