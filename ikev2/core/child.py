@@ -219,7 +219,7 @@ def install(
     if transport and not sa.encap:  # SAs bound to other addresses, e.g. a HoA (RFC 4877)
         local, remote = _bound(local_ts, local), _bound(remote_ts, remote)
     spec = ChildSaSpec(
-        reqid=reqid if reqid is not None else engine.new_reqid(),
+        reqid=reqid if reqid is not None else _reqid(engine, sa, cfg),
         protocol=_ESP,
         mode="transport" if transport else "tunnel",
         local=local,
@@ -264,6 +264,17 @@ def install(
     if emit:
         engine.emit(ChildSaEstablished(sa.ike_id, child.info()))
     return child
+
+
+def _reqid(engine: Engine, sa: IkeSa, cfg: ChildConfig) -> int:
+    """A trapped child takes over its trap's reqid (and so its policies)."""
+    if sa.conn is not None:
+        trapped = engine.trap_reqids.get((sa.conn.name, cfg.name))
+        if trapped is not None and not any(
+            c.spec.reqid == trapped for s in engine.by_id.values() for c in s.children.values()
+        ):
+            return trapped
+    return engine.new_reqid()
 
 
 def _bound(selectors: tuple[TrafficSelector, ...], ike_addr: str) -> str:

@@ -23,6 +23,7 @@ from ikev2.core import (
     informational,
     lifetimes,
     mobike,
+    traps,
 )
 from ikev2.core.events import (
     Datagram,
@@ -101,6 +102,8 @@ class Engine:
         self.cookies = cookies.CookieJar(random_bytes(32))
         self.cookie_rotated: float | None = None
         self.local_addresses: tuple[str, ...] = ()  # for MOBIKE (set_local_addresses)
+        self.traps: dict[int, object] = {}  # trap reqid -> the ChildSaSpec of its policies
+        self.trap_reqids: dict[tuple[str, str], int] = {}  # (connection, child) -> reqid
         self._addresses_known = False
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
@@ -114,14 +117,26 @@ class Engine:
 
     # -- commands -----------------------------------------------------------------------
     def load_connection(self, conn: ConnectionConfig) -> None:
+        """Add or replace a connection; its start_action = "trap" children get trap
+        policies (kernel ACQUIREs then start them, see `on_acquire`)."""
+        if conn.name in self.connections:
+            traps.remove(self, conn.name)
         self.connections[conn.name] = conn
+        traps.install(self, conn)
 
     def unload_connection(self, name: str) -> None:
         del self.connections[name]
+        traps.remove(self, name)
 
-    def initiate(self, name: str, now: float) -> int:
-        """Start an IKE SA (with its first CHILD_SA) for connection `name` (RFC 7296 §1.2)."""
+    def on_acquire(self, reqid: int, now: float) -> bool:
+        """The kernel saw traffic for a trap policy of ours (XFRM_MSG_ACQUIRE)."""
+        return traps.on_acquire(self, reqid, now)
+
+    def initiate(self, name: str, now: float, *, child: str | None = None) -> int:
+        """Start an IKE SA (with its first CHILD_SA: `child`, or the connection's first)
+        for connection `name` (RFC 7296 §1.2)."""
         conn = self.connections[name]
+        first = conn.child(child) if child is not None else None
         if not conn.remote_addrs or conn.remote_addrs[0] in ("%any", "0.0.0.0", "::"):
             raise ValueError(f"connection {name!r} has no remote address to initiate to")
         remote_addr = conn.remote_addrs[0]
@@ -135,6 +150,7 @@ class Engine:
             conn,
         )
         sa.spi_i = self.new_ike_spi()
+        sa.first_child = first
         self.by_spi[sa.spi_i] = sa
         self.by_id[sa.ike_id] = sa
         ike_init.start(self, sa, now)
@@ -750,6 +766,11 @@ class Engine:
             established = sa.established_at is not None
             self.remove(sa, f"peer not responding ({what}, {pending.sent} sends)")
             conn = sa.conn
+            if (established and conn is not None and conn.dpd_action == DpdAction.HOLD
+                    and conn.name in self.connections):
+                n = traps.install(self, conn, every_child=True)
+                log.info("IKE_SA %s[%d]: dpd_action = hold, %d child(ren) trapped until "
+                         "traffic needs them", sa.name, sa.ike_id, n)
             if (established and conn is not None and conn.dpd_action == DpdAction.RESTART
                     and conn.name in self.connections):
                 log.info("IKE_SA %s[%d]: dpd_action = restart, re-initiating",

@@ -188,7 +188,7 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
         payloads += mobike_mod.address_list(engine, sa)
     if conn.children:
         try:
-            payloads += child.build_request(engine, sa, conn.children[0])
+            payloads += child.build_request(engine, sa, sa.first_child or conn.children[0])
         except KernelError as e:
             log.warning("IKE_SA %s[%d]: no CHILD_SA, kernel refused an SPI: %s",
                         sa.name, sa.ike_id, e)

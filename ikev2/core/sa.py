@@ -135,6 +135,7 @@ class IkeSa:
         "due",
         "encap",
         "established_at",
+        "first_child",
         "frag_in",
         "fragmentation",
         "ike_id",
@@ -247,6 +248,7 @@ class IkeSa:
         self.rekeyed_to: IkeSa | None = None
         self.create_reqs: list[Any] = []  # our CREATE_CHILD_SA requests, sent or queued
         self.reauth_of: int | None = None  # the IKE SA this one reauthenticates
+        self.first_child: ChildConfig | None = None  # the CHILD_SA of IKE_AUTH, if not the first
         self.peer_addrs: tuple[str, ...] = ()  # the peer's ADDITIONAL_* list (RFC 4555 §3.6)
         self.moving: Any = None  # MOBIKE: the addresses before an unanswered UPDATE
         self.update_again = False

@@ -141,11 +141,6 @@ class Daemon:
         )
         for conn in self.config.connections:
             actions = {c.start_action for c in conn.children}
-            if StartAction.TRAP in actions:
-                log.warning(
-                    "connection %s: start_action = \"trap\" is not supported yet; "
-                    "the child is loaded but nothing is trapped", conn.name,
-                )
             if StartAction.INITIATE in actions:
                 self.initiate(conn.name)
         self._after()

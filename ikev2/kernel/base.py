@@ -80,6 +80,15 @@ class KernelPort(Protocol):
 
     def child_stats(self, spec: ChildSaSpec) -> ChildSaStats: ...
 
+    def install_trap(self, spec: ChildSaSpec) -> None:
+        """Policies for `spec`'s selectors whose template names `spec.reqid` but no SA:
+        matching traffic makes the kernel ask for one (ACQUIRE). A CHILD_SA installed later
+        with the same reqid shares these policies; they stay until `remove_trap`. SPIs and
+        keys in `spec` are ignored."""
+        ...
+
+    def remove_trap(self, spec: ChildSaSpec) -> None: ...
+
     def migrate_child(
         self, spec: ChildSaSpec, local: str, remote: str, encap: tuple[int, int] | None
     ) -> ChildSaSpec:

@@ -30,6 +30,7 @@ class MemoryKernel:
     random_bytes: Callable[[int], bytes] | None = None
     fail_install: str | None = None
     fail_migrate: str | None = None
+    traps: dict[int, ChildSaSpec] = field(default_factory=dict)  # by reqid
     children: dict[tuple[str, int], ChildSaSpec] = field(default_factory=dict)
     spis: set[tuple[str, int]] = field(default_factory=set)
     stats: dict[int, ChildSaStats] = field(default_factory=dict)  # by spi_in
@@ -123,6 +124,14 @@ class MemoryKernel:
             spec.reqid, spec.spi_in, spec.spi_in if inbound else spec.spi_out, inbound, hard,
             ike_protocol(spec.protocol),
         ))
+
+    def install_trap(self, spec: ChildSaSpec) -> None:
+        if self.fail_install:
+            raise KernelError(self.fail_install)
+        self.traps[spec.reqid] = spec
+
+    def remove_trap(self, spec: ChildSaSpec) -> None:
+        self.traps.pop(spec.reqid, None)
 
     def acquire(self, reqid: int, local: str, remote: str) -> None:
         """Inject an ACQUIRE from a trap policy with `reqid`."""

@@ -391,3 +391,34 @@ def test_check_config_leaves_the_kernel_alone(netns: None, tmp_path: Path) -> No
     assert ip("xfrm", "policy") == before
     holder.close()
     assert ip("xfrm", "policy").strip() == ""
+
+
+def test_trap_policies_and_their_acquire(kernel: XfrmKernel) -> None:
+    """start_action = "trap": install_trap puts policies with the reqid in the kernel,
+    traffic gives an ACQUIRE naming it, and remove_trap takes exactly them away."""
+    ip("addr", "add", f"{HOA}/128", "dev", "lo")
+    ip("-6", "route", "add", "2001:db8:b::/64", "dev", "lo")
+    kernel.event_fileno()
+    trap = spec(reqid=21, spi_in=0, spi_out=0, encr_key_in=b"", encr_key_out=b"",
+                local_ts=(TS.from_network(HOA),), remote_ts=(TS.from_network(HA),))
+    kernel.install_trap(trap)
+    listed = parse_ip_policies(ip("-d", "xfrm", "policy"))
+    kernel_reqid = kernel.reqids.ref(21)
+    kernel.reqids.unref(21)
+    assert len(listed) == 3 and {p["reqid"] for p in listed} == {str(kernel_reqid)}
+    with pytest.raises(KernelError):
+        kernel.install_trap(trap)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u:
+        u.bind((HOA, 0))
+        with contextlib.suppress(OSError):
+            u.sendto(b"x", (HA, 9))
+    events = []
+    for _ in range(50):
+        events += kernel.read_events()
+        if events:
+            break
+        time.sleep(0.02)
+    acq = [e for e in events if isinstance(e, AcquireRequest)]
+    assert acq and acq[0].reqid == 21
+    kernel.remove_trap(trap)
+    assert parse_ip_policies(ip("-d", "xfrm", "policy")) == []

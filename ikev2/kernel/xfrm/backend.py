@@ -92,6 +92,7 @@ class XfrmKernel:
         self.reqids = ReqidMap(self.own)
         self.policies = PolicyTable(self.nl, self.own)
         self.children: dict[ChildKey, _Child] = {}
+        self.traps: dict[int, _Child] = {}  # trap policies by core reqid
         self._sa_index: dict[tuple[str, int], tuple[_Child, bool]] = {}
         self._larval: dict[tuple[str, int], int] = {}  # (local, spi) -> IP protocol
         self._own_migrations: dict[int, float] = {}
@@ -118,6 +119,11 @@ class XfrmKernel:
     def close(self) -> None:
         """Remove every SA and policy this backend installed, then close the sockets."""
         if self.started:
+            for trap in list(self.traps.values()):
+                try:
+                    self.remove_trap(trap.spec)
+                except KernelError as e:
+                    log.warning("shutdown: %s", e)
             for child in list(self.children.values()):
                 try:
                     self.remove_child(child.spec)
@@ -274,6 +280,42 @@ class XfrmKernel:
             if c.spec.spi_in == spec.spi_in and c.spec.spi_out == spec.spi_out:
                 return k, c
         return None
+
+    def install_trap(self, spec: ChildSaSpec) -> None:
+        """Trap policies (templates with the reqid, no SA): traffic triggers ACQUIRE; a
+        CHILD_SA with the same reqid later shares them (PolicyTable owners)."""
+        self.start()
+        if spec.reqid in self.traps:
+            raise KernelError(f"trap policies for reqid {spec.reqid} are installed")
+        kreqid = self.reqids.ref(spec.reqid)
+        trap = _Child(spec, kreqid)
+        try:
+            for want in wanted_policies(spec, kreqid, self.own):
+                self.policies.add(trap.token, want)
+                trap.policies.append(want)
+        except KernelError:
+            for want in trap.policies:
+                try:
+                    self.policies.remove(trap.token, want.key)
+                except KernelError as e:
+                    log.warning("rolling back a failed trap install: %s", e)
+            self.reqids.unref(spec.reqid)
+            raise
+        self.traps[spec.reqid] = trap
+
+    def remove_trap(self, spec: ChildSaSpec) -> None:
+        trap = self.traps.pop(spec.reqid, None)
+        if trap is None:
+            return
+        self.reqids.unref(spec.reqid)
+        errors = []
+        for want in trap.policies:
+            try:
+                self.policies.remove(trap.token, want.key)
+            except KernelError as e:
+                errors.append(str(e))
+        if errors:
+            raise KernelError("; ".join(errors))
 
     def remove_child(self, spec: ChildSaSpec) -> None:
         found = self._find(spec)
