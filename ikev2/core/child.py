@@ -135,15 +135,7 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
         raise InvalidSyntax("CHILD_SA request without TSi/TSr")
     conn = sa.conn
     assert conn is not None
-    chosen = None
-    for cfg in conn.children:
-        ours_remote = remote_selectors(sa, cfg, tsi.selectors)
-        ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
-        n_tsi = narrow(tsi.selectors, ours_remote)
-        n_tsr = narrow(tsr.selectors, ours_local)
-        if n_tsi and n_tsr:
-            chosen = (cfg, n_tsi, n_tsr)
-            break
+    chosen = choose_config(sa, conn.children, tsi.selectors, tsr.selectors, transport)
     name = conn.children[0].name if conn.children else "?"
     if chosen is None:
         return _refuse(engine, sa, name, NotifyType.TS_UNACCEPTABLE,
@@ -176,6 +168,32 @@ def respond(engine: Engine, sa: IkeSa, payloads: list, now: float) -> tuple[list
     )
     out += [SA((sel.proposal(_ESP, spi_in.to_bytes(4, "big")),)), TSi(n_tsi), TSr(n_tsr)]
     return out, child
+
+
+def choose_config(
+    sa: IkeSa, configs: tuple[ChildConfig, ...], tsi: tuple[TrafficSelector, ...],
+    tsr: tuple[TrafficSelector, ...], transport: bool,
+) -> tuple[ChildConfig, tuple[TrafficSelector, ...], tuple[TrafficSelector, ...]] | None:
+    """The configured child for the peer's selectors (§2.9): one that takes them as they
+    are beats one that must narrow them, and the asked-for mode breaks ties — so with the
+    RFC 4877 layout the payload request (HoA === any) is not caught by the narrower BU/BA
+    child. Returns (config, narrowed TSi, narrowed TSr) or None."""
+    best = None
+    best_rank = -1
+    for cfg in configs:
+        ours_remote = remote_selectors(sa, cfg, tsi)
+        ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+        n_tsi = narrow(tsi, ours_remote)
+        n_tsr = narrow(tsr, ours_local)
+        if not (n_tsi and n_tsr):
+            continue
+        rank = (2 if (n_tsi == tsi and n_tsr == tsr) else 0) + (
+            1 if (cfg.mode == Mode.TRANSPORT) == transport else 0)
+        if rank > best_rank:
+            best, best_rank = (cfg, n_tsi, n_tsr), rank
+            if rank == 3:
+                break
+    return best
 
 
 def remote_selectors(

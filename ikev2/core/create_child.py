@@ -21,7 +21,7 @@ from ikev2.errors import IkeError, InvalidSyntax, KernelError, NoProposalChosen
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId, TransformType
 from ikev2.protocol.header import Header
 from ikev2.protocol.payloads import KE, SA, Nonce, Notify, Proposal, TSi, TSr
-from ikev2.protocol.ts import TrafficSelector, is_subset, narrow
+from ikev2.protocol.ts import TrafficSelector, is_subset
 
 if TYPE_CHECKING:
     from ikev2.core.engine import Engine
@@ -334,7 +334,7 @@ def handle_request(
         configs: tuple[ChildConfig, ...] = (old.config,)
     else:
         configs = conn.children
-    chosen = _select_ts(sa, configs, tsi.selectors, tsr.selectors, old)
+    chosen = _select_ts(sa, configs, tsi.selectors, tsr.selectors, old, transport)
     name = old.config.name if old is not None else (conn.children[0].name
                                                     if conn.children else "?")
     if chosen is None:
@@ -413,20 +413,13 @@ def _find_rekeyed(sa: IkeSa, rekey: Notify) -> ChildSa | None:
 
 def _select_ts(
     sa: IkeSa, configs: tuple[ChildConfig, ...], tsi: tuple[TrafficSelector, ...],
-    tsr: tuple[TrafficSelector, ...], old: ChildSa | None,
+    tsr: tuple[TrafficSelector, ...], old: ChildSa | None, transport: bool,
 ) -> tuple[ChildConfig, tuple[TrafficSelector, ...], tuple[TrafficSelector, ...]] | None:
     """Narrow the peer's selectors to a configured child's (§2.9); a rekey may repeat
     the selectors of the SA it replaces."""
     if old is not None and tsi == old.spec.remote_ts and tsr == old.spec.local_ts:
         return old.config, tsi, tsr
-    for cfg in configs:
-        ours_remote = childmod.remote_selectors(sa, cfg, tsi)
-        ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
-        n_tsi = narrow(tsi, ours_remote)
-        n_tsr = narrow(tsr, ours_local)
-        if n_tsi and n_tsr:
-            return cfg, n_tsi, n_tsr
-    return None
+    return childmod.choose_config(sa, configs, tsi, tsr, transport)
 
 
 def _refuse(engine: Engine, sa: IkeSa, name: str, notify: NotifyType, reason: str) -> list:
