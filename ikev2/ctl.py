@@ -12,6 +12,7 @@ list-sas, from its state file.
     ikev2ctl lookup [--src A] [--dst A] [--protocol P] [--mh-type N] [--json]
     ikev2ctl watch [--type T]... [--count N] [--json]
     ikev2ctl proposals [--ike | --esp] [--json]
+    ikev2ctl bindings [--status FILE] [--json]      # MIPv6 binding cache (ikev2-mip6)
 
 Where the API is: --socket PATH, or --api URL with --token / --token-file (or the
 IKEV2D_API and IKEV2D_TOKEN environment variables), or --config FILE (its [api] section
@@ -199,7 +200,19 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--esp", action="store_true", help="only those usable for ESP")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=_proposals)
+    bi = sub.add_parser("bindings", help="the Mobile IPv6 binding cache (home agent) or "
+                        "binding update list (mobile node) of ikev2-mip6, from its status file")
+    bi.add_argument("--status", metavar="FILE", help="the agent's status_file (default "
+                    "/run/ikev2d/bindings.json, else /run/ikev2d/mip6-mn.json)")
+    bi.add_argument("--json", action="store_true", help="print the status document")
+    bi.set_defaults(func=_bindings)
     return p
+
+
+def _bindings(args: argparse.Namespace) -> int:
+    from mobility.status import bindings_command
+
+    return bindings_command(args.status, args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

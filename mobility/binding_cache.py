@@ -243,6 +243,15 @@ class BindingCache:
         addr = any_ip(coa)
         return tuple(h for h in sorted(self._entries) if self.accepts_from(h, addr, now))
 
+    def home_addresses(self) -> tuple[IPv6, ...]:
+        """Every home address with a cache entry, sorted (status output)."""
+        return tuple(sorted(self._entries))
+
+    def identity_of(self, hoa: str | IPv6) -> Identity | None:
+        """The identity that registered `hoa` (None without an entry)."""
+        entry = self._entries.get(v6(hoa))
+        return entry.identity if entry is not None else None
+
     def __len__(self) -> int:
         return len(self._entries)
 

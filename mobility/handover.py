@@ -1,8 +1,8 @@
 """The K-bit hook: from a Binding Update outcome to "move the IKE SA" (RFC 4877 §4.4,
 RFC 6275 §10.3.1 / §11.7.3).
 
-`Mover` is what the MN and HA agents call; the real one (the REST client of the IKE
-daemon, being written separately) and `FakeMover` (tests) implement it. The decisions here
+`Mover` is what the MN and HA agents call; `mobility.ike_api.ApiMover` (over ikev2d's REST
+API) and `FakeMover` (tests) implement it. The decisions here
 are pure: they return the call to make, and `HandoverCall.apply(mover)` makes it.
 
 Home agent (REQUIREMENTS 4877-11, 4877-14, 4877-25):

@@ -85,6 +85,7 @@ class MobilityConfig:
     payload: bool = True
     mh_type_selectors: bool = True
     esp_proposals: tuple[str, ...] = ()
+    dpd_delay: str | None = None  # e.g. "30s": liveness checks on the IKE SA (testbeds)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -193,6 +194,7 @@ def connection_toml(cfg: MobilityConfig, role: Role) -> str:
         f"remote_addrs = {_list(remote_addrs)}",
         f"psk = {_q(cfg.psk)}",
         "mobike = false  # moves use the K bit (RFC 4877 §4.4), not MOBIKE",
+        *([f"dpd_delay = {_q(cfg.dpd_delay)}"] if cfg.dpd_delay else []),
         "",
         f"[{conn}.local]",
         f"id = {_q(local_id)}",

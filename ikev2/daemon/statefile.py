@@ -52,9 +52,13 @@ def _to_unix(d: dict[str, Any], offset: float) -> None:
 
 
 def write_state(path: str | Path, ike_sas: Iterable[IkeSaInfo], *, running: bool = True) -> None:
-    """Write the snapshot to a temp file in the same directory, then rename over `path`."""
+    write_text_atomic(path, json.dumps(snapshot(ike_sas, running=running), indent=1))
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a temp file in the same directory, then rename it over `path`: readers see
+    the old or the new file, never half of one."""
     path = Path(path)
-    text = json.dumps(snapshot(ike_sas, running=running), indent=1)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -186,6 +186,28 @@ class Sandbox:
             self.proc.stdout.close()
 
 
+class NetnsBed:
+    """Namespaces built by `_build` inside a Sandbox; `ip(ns, ...)` runs `ip -n ns ...`."""
+
+    def __init__(self) -> None:
+        self.sb = Sandbox()
+        try:
+            self._build()
+        except BaseException:
+            self.sb.close()
+            raise
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def ip(self, ns: str, *args: str) -> None:
+        self.sb.run(["ip", "-n", ns, *args])
+
+    def path(self, ns: str) -> str:
+        """The namespace as a path this process can open (setns)."""
+        return f"/proc/{self.sb.proc.pid}/root/run/netns/{ns}"
+
+
 # ------------------------------------------------------------------ charon via peer.sh
 
 
