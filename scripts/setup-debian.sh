@@ -3,8 +3,10 @@
 #
 # Idempotent; run as root (CI runs it from scripts/test.sh on a fresh machine).
 #   1. apt: python3 + pip + venv, strongSwan (charon, swanctl, pki, extra plugins),
-#      tshark/tcpdump, ping, iproute2, util-linux (unshare/nsenter).  Skipped when every
-#      package is already installed (SETUP_FORCE_APT=1 forces `apt-get update` + install).
+#      tshark/tcpdump, ping, iproute2, util-linux (unshare/nsenter), iptables (Debian 12:
+#      iptables-nft by default; the MOBIKE NAT test's masquerading namespace).  Skipped
+#      when every package is already installed (SETUP_FORCE_APT=1 forces `apt-get update`
+#      + install).
 #   2. pip install -e '.[test]' of this repo into the interpreter chosen below.
 #
 # Which Python (PEP 668, "externally managed" environments):
@@ -29,6 +31,7 @@ APT_PACKAGES=(
     strongswan-charon strongswan-swanctl strongswan-pki
     libcharon-extra-plugins libstrongswan-extra-plugins
     tshark tcpdump iputils-ping iproute2 util-linux procps ca-certificates
+    iptables
 )
 
 log() { echo "setup-debian: $*" >&2; }

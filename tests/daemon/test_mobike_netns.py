@@ -11,15 +11,17 @@ Topology (namespaces in a private /run/netns, tests/interop/harness.Sandbox):
           (mb-i: 2001:db8:1::/64 also via 2001:db8:2::2 on mi1, metric 2048: the path
           that is left when mi0 goes down)
 
-No NAT here: the machine has no iptables/nft binary (the kernel has the NAT targets, but
-nothing can program them without the iptables package). NAT in and out of a MOBIKE move is
-covered with two engines in memory (tests/core/test_mobike.py).
+NAT: `test_nat_appears_and_goes` adds a third namespace mb-n that masquerades (iptables,
+nft backend; scripts/setup-debian.sh installs the iptables package) on a second IPv4 path
+(its topology is drawn above the test). NAT in and out of a move is also covered with two
+engines in memory (tests/core/test_mobike.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ from ikev2.daemon.main import make_engine, make_kernel
 from ikev2.daemon.runner import Daemon
 from ikev2.daemon.statefile import StateFileError, read_state
 from tests.daemon.helpers import REPO, WAIT, env
-from tests.interop.harness import Sandbox, stop_pid, track
+from tests.interop.harness import NetnsBed, stop_pid, track
 from tests.kernel.netns import entered
 
 NS_I, NS_R = "mb-i", "mb-r"
@@ -163,23 +165,8 @@ def test_feed_never_passes_an_empty_set() -> None:
 
 
 # --- topology -----------------------------------------------------------------------------
-class MobikeNet:
-    """The two namespaces above in a sandbox; `ip(ns, ...)` runs `ip -n ns ...`."""
-
-    def __init__(self) -> None:
-        self.sb = Sandbox()
-        try:
-            self._build()
-        except BaseException:
-            self.sb.close()
-            raise
-
-    def ip(self, ns: str, *args: str) -> None:
-        self.sb.run(["ip", "-n", ns, *args])
-
-    def path(self, ns: str) -> str:
-        """The namespace as a path this process can open (setns)."""
-        return f"/proc/{self.sb.proc.pid}/root/run/netns/{ns}"
+class MobikeNet(NetnsBed):
+    """The two namespaces above, in a sandbox."""
 
     def _build(self) -> None:
         run = self.sb.run
@@ -496,3 +483,121 @@ def test_kernel_sas_follow_link_down_and_api_move(net: MobikeNet) -> None:
             r.close()
 
     asyncio.run(main())
+
+
+# --- behind a NAT and out again (iptables MASQUERADE in a middle namespace) -----------------
+#
+#   mb-i  mi0 192.0.2.1/24 ──────────────────────────────── mr0 192.0.2.2/24  mb-r
+#         mn0 198.51.100.65/26 ── ni0 198.51.100.126/26  mb-n
+#                                 nr0 203.0.113.129/25 ───── rn0 203.0.113.130/25
+#   mb-n forwards and masquerades what leaves nr0 (UDP source ports -> 41000-41099);
+#   mb-i reaches 192.0.2.0/24 through mb-n only while mi0 has no address (metric 2048).
+NS_N = "mb-n"
+I4_NAT, N4_IN, N4_OUT, R4_NAT = ("198.51.100.65", "198.51.100.126", "203.0.113.129",
+                                 "203.0.113.130")  # fmt: skip
+NAT_PORTS = range(41000, 41100)
+
+
+def _build_nat(net: MobikeNet) -> None:
+    run = net.sb.run
+    run(["ip", "netns", "add", NS_N])
+    net.ip(NS_N, "link", "set", "lo", "up")
+    run(["ip", "link", "add", "mn0", "netns", NS_I, "type", "veth", "peer", "name", "ni0",
+         "netns", NS_N])  # fmt: skip
+    run(["ip", "link", "add", "nr0", "netns", NS_N, "type", "veth", "peer", "name", "rn0",
+         "netns", NS_R])  # fmt: skip
+    net.ip(NS_I, "addr", "add", f"{I4_NAT}/26", "dev", "mn0")
+    net.ip(NS_N, "addr", "add", f"{N4_IN}/26", "dev", "ni0")
+    net.ip(NS_N, "addr", "add", f"{N4_OUT}/25", "dev", "nr0")
+    net.ip(NS_R, "addr", "add", f"{R4_NAT}/25", "dev", "rn0")
+    for ns, dev in ((NS_I, "mn0"), (NS_N, "ni0"), (NS_N, "nr0"), (NS_R, "rn0")):
+        net.ip(ns, "link", "set", dev, "up")
+    net.ip(NS_I, "route", "add", "192.0.2.0/24", "via", N4_IN, "metric", "2048")
+    net.ip(NS_N, "route", "add", "192.0.2.0/24", "via", R4_NAT)
+    run(["ip", "netns", "exec", NS_N, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    nat = ["ip", "netns", "exec", NS_N, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o",
+           "nr0"]  # fmt: skip
+    run([*nat, "-p", "udp", "-j", "MASQUERADE", "--to-ports",
+         f"{NAT_PORTS.start}-{NAT_PORTS.stop - 1}"])  # fmt: skip
+    run([*nat, "-j", "MASQUERADE"])
+
+
+def _nat_flags(sa: IkeSaInfo) -> tuple[bool, bool, bool, tuple[bool, ...]]:
+    return sa.nat_local, sa.nat_remote, sa.encap, tuple(c.encap for c in sa.children)
+
+
+@pytest.mark.root
+def test_nat_appears_and_goes(net: MobikeNet, tmp_path: Path) -> None:
+    """4555-05/06 with a real NAT box: the initiator's direct IPv4 address goes; its other
+    address is behind a masquerading NAT (iptables, nft backend, source ports rewritten).
+    UPDATE_SA_ADDRESSES with NAT-D over the new addresses: the responder sees the NAT's
+    address and port in the IP/UDP header, both sides switch UDP encapsulation on (IKE SA
+    and CHILD_SA, the initiator knows it is the one behind the NAT), the same SPIs; DPD
+    round trips through the NAT. Then the direct address returns and the NATed one goes:
+    both sides switch encapsulation off again, back on the direct path."""
+    if shutil.which("iptables") is None:
+        pytest.skip("no iptables binary (scripts/setup-debian.sh installs the iptables package)")
+    _build_nat(net)
+    r_text = config(initiator=False, remote="%any").replace(
+        f'"{I6L2}"]', f'"{I6L2}", "{N4_OUT}"]', 1)  # the responder accepts the NAT's address
+    assert N4_OUT in r_text
+    started: list[NsDaemon] = []
+    try:
+        r = NsDaemon(net, NS_R, tmp_path, "responder", r_text)
+        started.append(r)
+        wait_for("the responder's state file", lambda: r.state.exists(), r)
+        i = NsDaemon(net, NS_I, tmp_path, "initiator",
+                     config(initiator=True, remote=R4, conn_extra='dpd_delay = "1s"'))
+        started.append(i)
+        si, sr = wait_for("an IKE SA with its CHILD_SA on both sides",
+                          lambda: (a := only_sa(i)) and (b := only_sa(r)) and (a, b), i, r)
+        assert tuple(si.local) == (I4, 4500) and tuple(sr.remote) == (I4, 4500)
+        assert _nat_flags(si) == _nat_flags(sr) == (False, False, False, (False,))
+
+        def on(local: str, seen: str) -> object:
+            """The initiator on `local`, the responder seeing it as `seen`."""
+            a, b = only_sa(i), only_sa(r)
+            return a and b and a.local[0] == local and b.remote[0] == seen and (a, b)
+
+        # behind the NAT: the direct address goes, the route via mb-n is left
+        wait_for(f"{I4_NAT} usable", lambda: I4_NAT in i.text(), i)
+        mark_i = len(i.text())
+        net.ip(NS_I, "addr", "del", f"{I4}/24", "dev", "mi0")
+        ai, ar = wait_for(f"both sides on {I4_NAT} behind the NAT",
+                          lambda: on(I4_NAT, N4_OUT), i, r)
+        same_sa(si, ai)
+        same_sa(sr, ar)
+        assert tuple(ai.local) == (I4_NAT, 4500) and tuple(ai.remote) == (R4, 4500)
+        assert ar.remote[1] in NAT_PORTS, f"the NAT rewrote the port: {ar.remote}"
+        assert tuple(ar.local) == (R4, 4500)
+        # the initiator is behind a NAT (its own address was changed); the responder sees
+        # the peer's NAT; both encapsulate the CHILD_SA in UDP now
+        assert _nat_flags(ai) == (True, False, True, (True,)), ai
+        assert _nat_flags(ar) == (False, True, True, (True,)), ar
+        assert [(c.local, c.remote) for c in ai.children] == [(I4_NAT, R4)]
+        assert [(c.local, c.remote) for c in ar.children] == [(R4, N4_OUT)]
+        ilog = i.text()[mark_i:]
+        assert f"moved {I4}[4500]-{R4}[4500] -> {I4_NAT}[4500]-{R4}[4500] NAT-T" in ilog
+        mark_i = len(i.text())
+        wait_for("two answered DPD probes through the NAT",
+                 lambda: i.text()[mark_i:].count("checking liveness") >= 2, i, r)  # fmt: skip
+        assert "retransmit" not in i.text()[mark_i:]
+
+        # out again: the direct address returns, the NATed one goes
+        net.ip(NS_I, "addr", "add", f"{I4}/24", "dev", "mi0")
+        wait_for(f"{I4} usable again", lambda: f"new {I4}" in i.text()[mark_i:], i)
+        net.ip(NS_I, "addr", "del", f"{I4_NAT}/26", "dev", "mn0")
+        bi, br = wait_for(f"both sides back on {I4} without NAT", lambda: on(I4, I4), i, r)
+        same_sa(si, bi)
+        same_sa(sr, br)
+        assert tuple(bi.local) == (I4, 4500) and tuple(br.remote) == (I4, 4500)
+        assert _nat_flags(bi) == _nat_flags(br) == (False, False, False, (False,)), (bi, br)
+        assert [(c.local, c.remote) for c in br.children] == [(R4, I4)]
+        mark_i = len(i.text())
+        wait_for("two answered DPD probes on the direct path",
+                 lambda: i.text()[mark_i:].count("checking liveness") >= 2, i, r)  # fmt: skip
+        logs = i.text() + r.text()
+        assert "Traceback" not in logs and "ERROR" not in logs
+    finally:
+        for d in started:
+            d.stop()
