@@ -215,11 +215,12 @@ def install(
     local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...],
     transport: bool, now: float, *, emit: bool = True, initiator: bool | None = None,
     nonces: tuple[bytes, bytes] | None = None, shared: bytes | None = None,
-    reqid: int | None = None,
+    reqid: int | None = None, replaces: ChildSa | None = None,
 ) -> ChildSa | None:
     """KEYMAT (§2.17: initiator→responder keys first; `nonces` and `shared` of a
     CREATE_CHILD_SA exchange, whose `initiator` may be either side) and the kernel install.
-    A rekeyed CHILD_SA keeps the `reqid` of the one it replaces."""
+    A rekeyed CHILD_SA keeps the `reqid` of the one it replaces; a rekey responder passes
+    `replaces`, and the new outbound SA waits until that one is deleted (7296-64)."""
     encr_t = sel.get(TransformType.ENCR)
     integ_t = sel.get(TransformType.INTEG)
     esn_t = sel.get(TransformType.ESN)
@@ -264,13 +265,16 @@ def install(
     )
     suite = suite_of(sel.transforms)
     try:
-        engine.kernel.install_child(spec)
+        engine.kernel.install_child(spec, outbound=replaces is None)
     except KernelError as e:
         release(engine, sa, spi_in)
         failed(engine, sa, cfg.name, f"kernel install failed: {e}", None)
         return None
     child = ChildSa(engine.new_child_id(), cfg, spec, suite, now)
     child.transforms = sel.transforms
+    if replaces is not None:
+        child.outbound = False
+        child.replaces = replaces
     lifetimes.child_installed(engine, child, now)
     sa.children[child.child_id] = child
     if log.isEnabledFor(logging.DEBUG):
@@ -313,6 +317,7 @@ def remove(engine: Engine, sa: IkeSa, child: ChildSa, reason: str) -> None:
         return
     child.state = ChildState.DELETED
     sa.children.pop(child.child_id, None)
+    successor_sends(engine, sa, child)
     try:
         engine.kernel.remove_child(child.spec)
     except KernelError as e:
@@ -321,7 +326,33 @@ def remove(engine: Engine, sa: IkeSa, child: ChildSa, reason: str) -> None:
     engine.emit(ChildSaDeleted(sa.ike_id, child.child_id, child.config.name, reason))
 
 
+def successor_sends(engine: Engine, sa: IkeSa, old: ChildSa) -> None:
+    """`old` is going: the CHILD_SA that replaces it takes the outbound traffic first."""
+    for c in sa.children.values():
+        if c.replaces is old:
+            activate_outbound(engine, sa, c)
+
+
+def activate_outbound(engine: Engine, sa: IkeSa, child: ChildSa) -> None:
+    """A rekey responder's new CHILD_SA starts sending (§2.8, 7296-64): the old SA is
+    being deleted, so the initiator has the new one installed."""
+    child.replaces = None
+    if child.outbound or child.state == ChildState.DELETED:
+        return
+    try:
+        engine.kernel.install_outbound(child.spec)
+    except KernelError as e:
+        log.warning("CHILD_SA %s{%d} outbound SA install failed: %s", child.config.name,
+                    child.child_id, e)
+        return
+    child.outbound = True
+    log.debug("CHILD_SA %s{%d} outbound SA %08x installed", child.config.name, child.child_id,
+              child.spec.spi_out)
+
+
 def remove_all(engine: Engine, sa: IkeSa, reason: str = "IKE SA deleted") -> None:
+    for c in sa.children.values():
+        c.replaces = None
     for c in list(sa.children.values()):
         remove(engine, sa, c, reason)
 

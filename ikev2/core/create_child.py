@@ -243,6 +243,7 @@ def _unmark(engine: Engine, sa: IkeSa, old: ChildSa | None, now: float) -> None:
     old.collision = None
     if collision is not None and collision[0].state != ChildState.DELETED:
         old.state = ChildState.REKEYED
+        _expect_delete(engine, sa, old, now)
         engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, collision[0].info()))
     elif old.state == ChildState.REKEYING:
         old.state = ChildState.INSTALLED
@@ -280,6 +281,7 @@ def _rekeyed(
         # we won: the peer deletes its redundant pair; if it does not, we do after a grace
         log.info("CHILD_SA %s rekey collision won: the peer deletes %s", _name(old),
                  _name(theirs))
+        theirs.replaces = None  # never sends: ours replaces `old`
         _expect_delete(engine, sa, theirs, now)
     if old.state == ChildState.DELETED:  # the peer deleted it meanwhile (§2.25.1)
         engine.emit(ChildSaRekeyed(sa.ike_id, old.child_id, new.info()))
@@ -379,7 +381,7 @@ def handle_request(
     new = childmod.install(
         engine, sa, cfg, sel, spi_in, int.from_bytes(sel.spi, "big"), n_tsr, n_tsi,
         use_transport, now, emit=old is None, initiator=False, nonces=(nonce.data, nr),
-        shared=shared, reqid=old.spec.reqid if old is not None else None,
+        shared=shared, reqid=old.spec.reqid if old is not None else None, replaces=old,
     )
     if new is None:
         return [Notify(ProtocolId.NONE, NotifyType.NO_PROPOSAL_CHOSEN)]

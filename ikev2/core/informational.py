@@ -118,6 +118,7 @@ def delete_child(engine: Engine, sa: IkeSa, c: ChildSa, now: float, reason: str)
         return
     c.state = ChildState.DELETING
     c.rekey_at = None
+    child.successor_sends(engine, sa, c)
 
     def on_response(e: Engine, s: IkeSa, h: Header, p: list, d: bytes, n: float) -> None:
         owner = s.rekeyed_to if c.child_id not in s.children and s.rekeyed_to else s

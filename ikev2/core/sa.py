@@ -70,7 +70,9 @@ class ChildSa:
         "config",
         "established_at",
         "expire_at",
+        "outbound",
         "rekey_at",
+        "replaces",
         "spec",
         "state",
         "suite",
@@ -92,6 +94,10 @@ class ChildSa:
         # the peer's rekey of this SA that we answered while ours was outstanding (§2.8.1):
         # (the ChildSa it created, its Ni, our Nr)
         self.collision: tuple[ChildSa, bytes, bytes] | None = None
+        # a rekey responder's new SA sends nothing until the SA it `replaces` is deleted
+        # (7296-64): `outbound` False until then
+        self.outbound = True
+        self.replaces: ChildSa | None = None
 
     def info(self) -> ChildSaInfo:
         s = self.spec

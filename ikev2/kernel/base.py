@@ -72,7 +72,16 @@ class KernelPort(Protocol):
 
     def alloc_spi(self, local: str, remote: str, protocol: int) -> int: ...
 
-    def install_child(self, spec: ChildSaSpec) -> None: ...
+    def install_child(self, spec: ChildSaSpec, *, outbound: bool = True) -> None:
+        """Both SAs and the policies; with `outbound=False` the outbound SA waits for
+        `install_outbound` (a rekey responder keeps sending on the old SA, 7296-64)."""
+        ...
+
+    def install_outbound(self, spec: ChildSaSpec) -> None:
+        """The outbound SA of a CHILD_SA installed with `outbound=False` (no-op otherwise).
+        Sharing the old SA's reqid, it takes over the outbound traffic (XFRM prefers the
+        newest valid SA of a template)."""
+        ...
 
     def remove_child(self, spec: ChildSaSpec) -> None: ...
 

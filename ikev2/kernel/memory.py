@@ -35,6 +35,7 @@ class MemoryKernel:
     spis: set[tuple[str, int]] = field(default_factory=set)
     stats: dict[int, ChildSaStats] = field(default_factory=dict)  # by spi_in
     migrations: list[tuple[ChildSaSpec, ChildSaSpec]] = field(default_factory=list)
+    no_outbound: set[int] = field(default_factory=set)  # spi_in of CHILD_SAs without one
     _next_spi: int = 0xC0000001
     _events: deque[KernelEvent] = field(default_factory=deque)
     _pipe: tuple[int, int] | None = None
@@ -53,17 +54,30 @@ class MemoryKernel:
     def release_spi(self, local: str, spi: int, protocol: int) -> None:
         self.spis.discard((local, spi))
 
-    def install_child(self, spec: ChildSaSpec) -> None:
+    def install_child(self, spec: ChildSaSpec, *, outbound: bool = True) -> None:
         if self.fail_install:
             raise KernelError(self.fail_install)
         key = (spec.local, spec.spi_in)
         if key in self.children:
             raise KernelError(f"SA with SPI {spec.spi_in:08x} already installed")
         self.children[key] = spec
+        if not outbound:
+            self.no_outbound.add(spec.spi_in)
+
+    def install_outbound(self, spec: ChildSaSpec) -> None:
+        if self.fail_install:
+            raise KernelError(self.fail_install)
+        if (spec.local, spec.spi_in) not in self.children:
+            raise KernelError(f"no CHILD_SA with inbound SPI {spec.spi_in:08x}")
+        self.no_outbound.discard(spec.spi_in)
+
+    def has_outbound(self, spec: ChildSaSpec) -> bool:
+        return (spec.local, spec.spi_in) in self.children and spec.spi_in not in self.no_outbound
 
     def remove_child(self, spec: ChildSaSpec) -> None:
         self.children.pop((spec.local, spec.spi_in), None)
         self.spis.discard((spec.local, spec.spi_in))
+        self.no_outbound.discard(spec.spi_in)
 
     def child_stats(self, spec: ChildSaSpec) -> ChildSaStats:
         return self.stats.get(spec.spi_in, ChildSaStats())

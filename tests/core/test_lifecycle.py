@@ -87,6 +87,9 @@ def consistent(pair: Pair, *, ikes: int = 1, children: int | None = None) -> Non
     for node, sas in ((pair.a, a_sas), (pair.b, b_sas)):
         specs = {(c.spec.local, c.spec.spi_in) for s in sas for c in s.children.values()}
         assert set(node.kernel.children) == specs
+        # every surviving CHILD_SA sends (a rekey responder's waits only for the Delete)
+        for c in (c for s in sas for c in s.children.values()):
+            assert c.outbound and node.kernel.has_outbound(c.spec), c
 
 
 def _exchanges(pair: Pair, sender: str, exchange: int) -> list[bytes]:
@@ -181,6 +184,60 @@ def test_7296_64_child_rekey_by_either_side(who: str) -> None:
         (ev,) = n.of(ChildSaRekeyed)
         assert ev.child.spi_in in {new.spec.spi_in, new.spec.spi_out}
         assert n.of(ChildSaDeleted)
+
+
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_7296_64_rekey_responder_sends_on_the_old_sa_until_its_delete(who: str) -> None:
+    """§2.8: the responder installs the new inbound SA at once but keeps sending on the
+    old SA until the initiator, which installs both directions on the response, deletes
+    the old one; then the new outbound SA goes in before the old pair goes out."""
+    pair, ike_id = _up()
+    ini, resp = pair.node(who), pair.node("b" if who == "a" else "a")
+    i_sa = ini.engine.by_id[ike_id if who == "a" else _b_id(pair)]
+    (r_sa,) = resp.engine.by_id.values()
+    (old_r,) = r_sa.children.values()
+    ini.engine.rekey_child(i_sa.ike_id, next(iter(i_sa.children)), pair.now)
+    pair.collect()
+    (request,) = pair.in_flight
+    pair.in_flight.clear()
+    resp.engine.receive_datagram(request[1].data, request[1].remote, request[1].local, pair.now)
+    new_r = next(c for c in r_sa.children.values() if c is not old_r)
+    assert (new_r.spec.local, new_r.spec.spi_in) in resp.kernel.children  # receives
+    assert not new_r.outbound and not resp.kernel.has_outbound(new_r.spec)
+    assert resp.kernel.has_outbound(old_r.spec)  # still sends on the old SA
+    pair.collect()
+    (response,) = pair.in_flight
+    pair.in_flight.clear()
+    ini.engine.receive_datagram(response[1].data, response[1].remote, response[1].local,
+                                pair.now)
+    new_i = next(c for c in i_sa.children.values() if c.spec.spi_out == new_r.spec.spi_in)
+    assert new_i.outbound and ini.kernel.has_outbound(new_i.spec)  # initiator: at once
+    assert not resp.kernel.has_outbound(new_r.spec)  # the Delete is still on its way
+    pair.deliver_all()
+    assert old_r.state.value == "DELETED" and new_r.outbound
+    assert resp.kernel.has_outbound(new_r.spec)
+    consistent(pair, children=1)
+
+
+def test_7296_64_rekey_responder_sends_when_the_peer_never_deletes() -> None:
+    """An initiator that never deletes the old SA: after the grace we delete it, and the
+    new outbound SA goes in first."""
+    pair, ike_id = _up()
+    (old,) = pair.a.engine.by_id[ike_id].children.values()
+    pair.filter = lambda d, sender: [] if (
+        sender == "a" and parse_header(d.data).exchange == ExchangeType.INFORMATIONAL) else [d]
+    pair.a.engine.rekey_child(ike_id, old.child_id, pair.now)
+    pair.deliver_all()
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    (old_b,) = [c for c in b_sa.children.values() if c.outbound]
+    pending = [c for c in b_sa.children.values() if not c.outbound]
+    assert len(pending) == 1 and len(b_sa.children) == 2
+    pair.advance(childmod.lifetimes.REKEYED_GRACE + 1)  # A's Deletes still all lost
+    assert pending[0].outbound and pair.b.kernel.has_outbound(pending[0].spec)
+    assert b_sa.children[old_b.child_id].state.value == "DELETING"  # our Delete, unanswered
+    pair.filter = None
+    pair.advance(120)
+    consistent(pair, children=1)
 
 
 def test_child_rekey_with_pfs() -> None:

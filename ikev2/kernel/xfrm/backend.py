@@ -69,6 +69,7 @@ class _Child:
     kreqid: int
     policies: list[PolicyWant] = field(default_factory=list)
     token: int = field(default_factory=lambda: next(_tokens))  # policy owner identity
+    outbound: bool = True  # the outbound SA is installed (see install_outbound)
 
 
 class XfrmKernel:
@@ -225,7 +226,7 @@ class XfrmKernel:
         return carry
 
     # --- CHILD_SAs ---------------------------------------------------------------------------
-    def install_child(self, spec: ChildSaSpec) -> None:
+    def install_child(self, spec: ChildSaSpec, *, outbound: bool = True) -> None:
         self.start()
         key = (spec.local, spec.spi_in)
         if key in self.children:
@@ -234,14 +235,15 @@ class XfrmKernel:
         if proto not in (IPPROTO_ESP, IPPROTO_AH):
             raise KernelError(f"unsupported IPsec protocol {spec.protocol}")
         kreqid = self.reqids.ref(spec.reqid)
-        child = _Child(spec, kreqid)
+        child = _Child(spec, kreqid, outbound=outbound)
         undo: list[Callable[[], None]] = []
         common = sa_attrs_common(spec)
         try:
             self._add_sa(spec, kreqid, inbound=True)
             undo.append(lambda: self._delete_sa(spec.local, spec.spi_in, proto, common))
-            self._add_sa(spec, kreqid, inbound=False)
-            undo.append(lambda: self._delete_sa(spec.remote, spec.spi_out, proto, common))
+            if outbound:
+                self._add_sa(spec, kreqid, inbound=False)
+                undo.append(lambda: self._delete_sa(spec.remote, spec.spi_out, proto, common))
             for want in wanted_policies(spec, kreqid, self.own):
                 self.policies.add(child.token, want)
                 child.policies.append(want)
@@ -256,6 +258,15 @@ class XfrmKernel:
             raise
         self._larval.pop(key, None)
         self._register(key, child)
+
+    def install_outbound(self, spec: ChildSaSpec) -> None:
+        found = self._find(spec)
+        if found is None:
+            raise KernelError(f"no installed CHILD_SA with inbound SPI {spec.spi_in:08x}")
+        child = found[1]
+        if not child.outbound:
+            self._add_sa(child.spec, child.kreqid, inbound=False)
+            child.outbound = True
 
     def _register(self, key: ChildKey, child: _Child) -> None:
         spec = child.spec
@@ -337,7 +348,8 @@ class XfrmKernel:
             except KernelError as e:
                 errors.append(str(e))
         common = sa_attrs_common(spec)
-        for daddr, spi in ((spec.remote, spec.spi_out), (spec.local, spec.spi_in)):
+        sas = ((spec.remote, spec.spi_out), (spec.local, spec.spi_in))
+        for daddr, spi in sas if child.outbound else sas[1:]:
             try:
                 self._delete_sa(daddr, spi, proto, common)
             except KernelError as e:
@@ -349,13 +361,15 @@ class XfrmKernel:
         """The SAs' current lifetime counters (bytes/packets; XFRM counts ESP payload
         octets before encryption / after decryption)."""
         found = self._find(spec)
+        outbound = True
         if found is not None:
-            spec = found[1].spec
+            spec, outbound = found[1].spec, found[1].outbound
         proto = ip_protocol(spec.protocol)
         common = sa_attrs_common(spec)
         try:
             cin = self._get_sa(spec.local, spec.spi_in, proto, common)["curlft"]
-            cout = self._get_sa(spec.remote, spec.spi_out, proto, common)["curlft"]
+            cout = (self._get_sa(spec.remote, spec.spi_out, proto, common)["curlft"]
+                    if outbound else {"bytes": 0, "packets": 0})
         except NetlinkError as e:
             if e.errno in _GONE:
                 return ChildSaStats()
@@ -497,7 +511,8 @@ class XfrmKernel:
                 step(lambda w=want: self.policies.remove(child.token, w.key),
                      lambda w=want: self.policies.add(child.token, w))
             # outbound last: its sequence number is read once no new packet can pick it
-            move_sa(inbound=False)
+            if child.outbound:
+                move_sa(inbound=False)
         except KernelError:
             for u in reversed(undo):
                 try:
