@@ -14,8 +14,8 @@ state.
 Traffic across rekeys and moves (issues 5 and 6), two ikev2d daemons and ping -i 0.2
 between the inner addresses: CHILD_SA rekeys every 2 s (new SPIs, new SAs counting on both
 sides, old SAs gone, policies shared: their number unchanged); the no-loss requirement of a
-CHILD_SA rekey with the responder's answer delayed (xfail: the responder sends on the new SA
-before the initiator installed it, RFC 7296 §2.8); IKE SA rekeys every 2 s (CHILD_SAs
+CHILD_SA rekey with the responder's answer delayed (the responder keeps sending on the old SA
+until its Delete, RFC 7296 §2.8); IKE SA rekeys every 2 s (CHILD_SAs
 untouched); a MOBIKE move after `ip addr del` with kernel = "xfrm" (IKE SA, kernel SAs and
 policy templates on the new address, same SPIs). About 3 minutes under TCG emulation.
 """
@@ -62,25 +62,7 @@ def guest() -> dict[str, Any]:
                 f"{out[-4000:]}")
 
 
-# Checks that fail because of a known ikev2d bug (strict: a fix makes them XPASS, which fails,
-# so the mark is removed with the fix).
-KNOWN_BUGS = {
-    "daemons_child_rekey_no_loss": (
-        "ikev2d bug: the CHILD_SA rekey responder installs the new SA pair and sends on the "
-        "new outbound SA as soon as it answers CREATE_CHILD_SA, before the initiator has "
-        "installed it; RFC 7296 §2.8 wants it to keep sending on the old SA until a packet "
-        "arrives on the new inbound SA or the old SA's DELETE; the initiator drops the "
-        "early packets on its larval SA (XfrmAcquireError), REQUIREMENTS 7296-64"),
-}
-
-
-def _param(name: str) -> Any:
-    if name in KNOWN_BUGS:
-        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name]))
-    return name
-
-
-@pytest.mark.parametrize("name", [_param(name) for name, _ in CHECKS])
+@pytest.mark.parametrize("name", [name for name, _ in CHECKS])
 def test_in_guest(guest: dict[str, Any], name: str) -> None:
     result = guest.get(name)
     assert result is not None, f"check {name} did not run:\n{guest['_output'][-3000:]}"
