@@ -4,6 +4,8 @@
     client = ApiClient(unix_socket="/run/ikev2d/api.sock")         # UNIX socket, no token
     client = ApiClient.from_config("/etc/ikev2d/ikev2d.toml")     # what the [api] says
     client.handover(3, local="2001:db8:2::10")                    # a CoA change
+    client.initiate("home", local="2001:db8:2::10")               # from that address
+    client.liveness(3, timeout=5)                                 # 504 if no answer
 
 `ApiClient` is synchronous (stdlib http.client); `AsyncApiClient` does the same over
 aiohttp for code already in an event loop (the mobility daemon). Errors raise
@@ -72,6 +74,15 @@ class _Paths:
     @staticmethod
     def command(wait: bool, timeout: float | None, **extra: Any) -> str:
         return _query({**extra, "wait": wait, "timeout": timeout if wait else None})
+
+    @staticmethod
+    def initiate(name: str, local: str | None, wait: bool, timeout: float) -> str:
+        return (f"/connections/{urllib.parse.quote(name)}/initiate"
+                + _Paths.command(wait, timeout, local=local))
+
+    @staticmethod
+    def liveness(ike_id: int, timeout: float) -> str:
+        return f"/ike-sas/{ike_id}/liveness" + _query({"timeout": timeout})
 
 
 class ApiClient:
@@ -213,10 +224,16 @@ class ApiClient:
         return self.request("DELETE", f"/connections/{urllib.parse.quote(name)}"
                             + _query({"terminate": terminate or None}))  # type: ignore
 
-    def initiate(self, name: str, *, wait: bool = True, timeout: float = 10.0
-                 ) -> dict[str, Any]:
-        return self.request("POST", f"/connections/{urllib.parse.quote(name)}/initiate"
-                            + _query({"wait": wait, "timeout": timeout if wait else None}),
+    def initiate(self, name: str, *, local: str | None = None, wait: bool = True,
+                 timeout: float = 10.0) -> dict[str, Any]:
+        """Start an IKE SA of connection `name` (from the address `local`, if given)."""
+        return self.request("POST", _Paths.initiate(name, local, wait, timeout),
+                            timeout=timeout + 5)  # type: ignore[no-any-return]
+
+    def liveness(self, ike_id: int, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Check that the peer of an IKE SA answers: {"ike-sa", "alive", "rtt-ms"};
+        ApiClientError 504 if it did not within `timeout` seconds."""
+        return self.request("POST", _Paths.liveness(ike_id, timeout),
                             timeout=timeout + 5)  # type: ignore[no-any-return]
 
     def metrics(self) -> str:
@@ -275,13 +292,18 @@ class AsyncApiClient:
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def request(self, method: str, path: str, body: Any = None,
+                      timeout: float | None = None) -> Any:
+        """Send one request (within `timeout` seconds, else the client's); the decoded JSON
+        (or text) of a 2xx answer."""
         import aiohttp
 
         session = await self._get_session()
         base = "http://localhost" if self.unix_socket else self.url
+        limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         try:
-            async with session.request(method, base + path, json=body) as resp:
+            async with session.request(method, base + path, json=body,
+                                       timeout=limit) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
                     raise _error(resp.status, text)
@@ -294,7 +316,22 @@ class AsyncApiClient:
                        timeout: float = 10.0) -> dict[str, Any]:
         body = {k: v for k, v in (("local", local), ("remote", remote), ("mode", mode)) if v}
         return await self.request(  # type: ignore[no-any-return]
-            "POST", f"/ike-sas/{ike_id}/handover" + _Paths.command(wait, timeout), body)
+            "POST", f"/ike-sas/{ike_id}/handover" + _Paths.command(wait, timeout), body,
+            timeout + 5)
+
+    async def initiate(self, name: str, *, local: str | None = None, wait: bool = True,
+                       timeout: float = 10.0) -> dict[str, Any]:
+        return await self.request(  # type: ignore[no-any-return]
+            "POST", _Paths.initiate(name, local, wait, timeout), None, timeout + 5)
+
+    async def terminate_ike(self, ike_id: int, *, wait: bool = True,
+                            timeout: float = 10.0) -> dict[str, Any]:
+        return await self.request(  # type: ignore[no-any-return]
+            "DELETE", f"/ike-sas/{ike_id}" + _Paths.command(wait, timeout), None, timeout + 5)
+
+    async def liveness(self, ike_id: int, *, timeout: float = 10.0) -> dict[str, Any]:
+        return await self.request(  # type: ignore[no-any-return]
+            "POST", _Paths.liveness(ike_id, timeout), None, timeout + 5)
 
     async def list_ike_sas(self, **filters: str | None) -> list[dict[str, Any]]:
         return await self.request("GET", "/ike-sas" + _query(filters))  # type: ignore

@@ -89,6 +89,7 @@ def _child_info(c: dict[str, Any]) -> ChildSaInfo:
         mode=c["mode"].lower(), spi_in=int(c["spi-in"], 16), spi_out=int(c["spi-out"], 16),
         suite=c["suite"], local_ts=tuple(c["local-ts"]), remote_ts=tuple(c["remote-ts"]),
         encap=c["encap"], state=c["state"], installed_at=c["install-at"] or 0.0,
+        local=c.get("local-host", ""), remote=c.get("remote-host", ""),
     )
 
 
@@ -189,7 +190,7 @@ def initiate(args: argparse.Namespace) -> int:
 
     def run(client: ApiClient) -> int:
         try:
-            r = client.initiate(args.name, wait=wait, timeout=args.timeout)
+            r = client.initiate(args.name, local=args.local, wait=wait, timeout=args.timeout)
         except ApiClientError as exc:
             if exc.status == 502:
                 print(f"{PROG}: {exc}", file=sys.stderr)
@@ -265,6 +266,16 @@ def handover(args: argparse.Namespace) -> int:
     return _run(args, run)
 
 
+def liveness(args: argparse.Namespace) -> int:
+    """0 when the peer answered, 1 when it did not (in --timeout) or the SA is gone."""
+    def run(client: ApiClient) -> int:
+        r = client.liveness(args.ike_id, timeout=args.timeout)
+        print(f"IKE_SA [{r['ike-sa']}]: the peer is alive (answered in {r['rtt-ms']:.1f} ms)")
+        return EXIT_OK
+
+    return _run(args, run)
+
+
 def lookup(args: argparse.Namespace) -> int:
     def run(client: ApiClient) -> int:
         found = client.lookup(src=args.src, dst=args.dst, protocol=args.protocol,
@@ -301,6 +312,8 @@ def _event_line(e: dict[str, Any]) -> str:
                 f"{c['spi-out']}_o")
         if "old-uniqueid" in e:
             what += f" (was {{{e['old-uniqueid']}}})"
+    elif t == "ike-alive":
+        what = f"{e['name']}[{e['uniqueid']}] answered in {e['rtt-ms']:.1f} ms"
     else:
         ident = f"[{e['uniqueid']}]" if t.startswith("ike") else f"{{{e.get('uniqueid', '?')}}}"
         what = f"{e.get('name')}{ident}: {e.get('reason')}"

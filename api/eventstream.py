@@ -8,6 +8,10 @@ Server-Sent-Events subscribers through bounded queues, the last ones kept for re
     ike-rekey   IkeSaRekeyed       {"old-uniqueid", "ike-sa": {...}}
     ike-update  IkeSaUpdated       {"old-local-host", "old-local-port", "old-remote-host",
                                     "old-remote-port", "ike-sa": {...}}
+    ike-update-failed IkeSaUpdateFailed {"uniqueid", "name", "local-host", "local-port",
+                                    "remote-host", "remote-port" (asked for), "reason",
+                                    "notify"}
+    ike-alive   IkeSaAlive         {"uniqueid", "name", "rtt-ms"}
     child-up    ChildSaEstablished {"ike-sa", "child-sa": {...}}
     child-down  ChildSaDeleted     {"ike-sa", "uniqueid", "name", "reason"}
     child-failed ChildSaFailed     {"ike-sa", "name", "reason", "notify"}
@@ -31,11 +35,13 @@ from ikev2.core.events import (
     ChildSaEstablished,
     ChildSaFailed,
     ChildSaRekeyed,
+    IkeSaAlive,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaRekeyed,
     IkeSaUpdated,
+    IkeSaUpdateFailed,
 )
 
 EVENT_TYPES: dict[type, str] = {
@@ -44,6 +50,8 @@ EVENT_TYPES: dict[type, str] = {
     IkeSaFailed: "ike-failed",
     IkeSaRekeyed: "ike-rekey",
     IkeSaUpdated: "ike-update",
+    IkeSaUpdateFailed: "ike-update-failed",
+    IkeSaAlive: "ike-alive",
     ChildSaEstablished: "child-up",
     ChildSaDeleted: "child-down",
     ChildSaFailed: "child-failed",
@@ -68,6 +76,12 @@ def event_body(event: object, to_unix: ToUnix) -> dict[str, Any]:
         return {"old-local-host": event.old_local[0], "old-local-port": event.old_local[1],
                 "old-remote-host": event.old_remote[0], "old-remote-port": event.old_remote[1],
                 "ike-sa": ike_view(event.ike, to_unix)}
+    if isinstance(event, IkeSaUpdateFailed):
+        return {"uniqueid": event.ike_id, "name": event.name, "local-host": event.local[0],
+                "local-port": event.local[1], "remote-host": event.remote[0],
+                "remote-port": event.remote[1], "reason": event.reason, "notify": event.notify}
+    if isinstance(event, IkeSaAlive):
+        return {"uniqueid": event.ike_id, "name": event.name, "rtt-ms": rtt_ms(event)}
     if isinstance(event, ChildSaEstablished):
         return {"ike-sa": event.ike_id, "child-sa": child_view(event.child, event.ike_id,
                                                               to_unix)}
@@ -81,6 +95,10 @@ def event_body(event: object, to_unix: ToUnix) -> dict[str, Any]:
         return {"ike-sa": event.ike_id, "old-uniqueid": event.old_child_id,
                 "child-sa": child_view(event.child, event.ike_id, to_unix)}
     raise TypeError(f"not a core event: {event!r}")
+
+
+def rtt_ms(event: IkeSaAlive) -> float:
+    return round(event.rtt * 1000, 3)
 
 
 class ApiEvent:

@@ -21,9 +21,11 @@ _ERRORS = {
     409: "the SA is in the wrong state, or the kernel refused",
     413: "the body is larger than api.max_body",
     415: "the body is not JSON",
-    422: "the connection does not pass the configuration checks (`field`, `key`)",
+    422: "the connection does not pass the configuration checks (`field`, `key`), or the "
+         "local address to initiate from cannot be used here",
     429: "too many event streams",
-    502: "the IKE SA failed to establish (initiate)",
+    502: "the peer said no: the IKE SA failed to establish (initiate), the peer refused a "
+         "MOBIKE handover, or the IKE SA was deleted while the command waited",
 }
 
 

@@ -15,6 +15,7 @@ from api import routes_sas as sas
 from api.context import ApiContext, Call
 from api.eventstream import TYPE_NAMES
 from api.keyexport import ESP_FILE, IKE_FILE
+from api.problems import CONTENT_TYPE
 from api.schemas import CHILD_STATES, IKE_STATES, MAX_ID, MAX_WAIT, NAME_PATTERN
 
 Handler = Callable[[ApiContext, Call], Awaitable[web.StreamResponse]]
@@ -75,6 +76,13 @@ _PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
 _TYPE = {"type": "integer", "minimum": 0, "maximum": 255}
 _IP = {"type": "string", "format": "ip", "maxLength": 64}
 
+LIVENESS_TIMEOUT = Param(
+    "timeout", "query", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT},
+    "seconds to wait for the answer (default 10; the check goes on after that, and the IKE "
+    "SA is deleted if the peer never answers)")
+LOCAL = Param("local", "query", {"type": "string", "format": "ip", "maxLength": 64},
+              "initiate from this address (or body.local): one of the connection's "
+              "local_addrs, configured on this host and covered by daemon.listen")
 OUTCOME = Answer(200, "settled: the event that settled it", _ref("Outcome"))
 PENDING = Answer(202, "accepted, not settled (yet)", _ref("Outcome"))
 
@@ -87,8 +95,9 @@ OPERATIONS: tuple[Operation, ...] = (
               (Answer(200, "Prometheus text format 0.0.4", {"type": "string"}, "text/plain"),)),
     Operation(
         "GET", "/events", "events", "events",
-        "Server-Sent Events: ike-up, ike-down, ike-failed, ike-rekey, ike-update, child-up, "
-        "child-down, child-failed, child-rekey (JSON data; resume with Last-Event-ID)",
+        "Server-Sent Events: ike-up, ike-down, ike-failed, ike-rekey, ike-update, "
+        "ike-update-failed, ike-alive, child-up, child-down, child-failed, child-rekey (JSON "
+        "data; resume with Last-Event-ID)",
         misc.events,
         (Answer(200, "an event stream", {"type": "string"}, "text/event-stream"),),
         (Param("types", "query", {"type": "string", "pattern":
@@ -123,8 +132,19 @@ OPERATIONS: tuple[Operation, ...] = (
               "Move the IKE SA and its CHILD_SAs to new local and/or remote addresses "
               "(waits for a MOBIKE answer unless wait=false)",
               sas.handover, (Answer(200, "moved (or already there)", _ref("Handover")),
-                             Answer(202, "MOBIKE update under way", _ref("Handover"))),
+                             Answer(202, "MOBIKE update under way", _ref("Handover")),
+                             Answer(502, "the peer refused the MOBIKE update (`notify`), or "
+                                    "the IKE SA was deleted meanwhile; it keeps its "
+                                    "addresses", _ref("Problem"), CONTENT_TYPE)),
               (IKE_ID, WAIT, TIMEOUT), body="HandoverBody", body_required=True),
+    Operation("POST", "/ike-sas/{ike_id}/liveness", "checkLiveness", "ike-sas",
+              "Check that the peer is alive: an empty INFORMATIONAL (RFC 7296 §2.4), "
+              "waiting for its answer", sas.liveness,
+              (Answer(200, "the peer answered", _ref("Liveness")),
+               Answer(502, "the IKE SA was deleted while waiting (e.g. the peer stopped "
+                      "answering)", _ref("Problem"), CONTENT_TYPE),
+               Answer(504, "no answer within `timeout`", _ref("Problem"), CONTENT_TYPE)),
+              (IKE_ID, LIVENESS_TIMEOUT)),
     # --- CHILD SAs
     Operation(
         "GET", "/child-sas", "listChildSas", "child-sas", "All CHILD_SAs", sas.list_child_sas,
@@ -175,9 +195,10 @@ OPERATIONS: tuple[Operation, ...] = (
               (CONN, Param("terminate", "query", {"type": "boolean"},
                            "also delete its IKE SAs"))),
     Operation("POST", "/connections/{name}/initiate", "initiate", "connections",
-              "Initiate an IKE SA (with its CHILD_SAs); waits for the outcome unless "
-              "wait=false; 502 if it failed", conns.initiate,
-              (OUTCOME, PENDING), (CONN, WAIT, TIMEOUT)),
+              "Initiate an IKE SA (with its CHILD_SAs), from `local` if given; waits for "
+              "the outcome unless wait=false; 502 if it failed, 422 if `local` cannot be "
+              "used", conns.initiate,
+              (OUTCOME, PENDING), (CONN, LOCAL, WAIT, TIMEOUT), body="InitiateBody"),
     # --- keys
     Operation("GET", "/keys/{file}", "getKeyFile", "keys",
               "A Wireshark key file (needs api.key_export)", misc.get_key_file,

@@ -27,6 +27,7 @@ TITLES = {
     500: "Internal server error",
     502: "Bad gateway",
     503: "Service unavailable",
+    504: "Gateway timeout",
 }
 
 

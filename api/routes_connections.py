@@ -3,6 +3,7 @@ unload, initiate."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from api.routes_sas import command_error, outcome
 from ikev2.config.loader import load_connection_data
 from ikev2.config.model import ConnectionConfig, StartAction, TsConfig
 from ikev2.core.events import IkeSaEstablished, IkeSaFailed
-from ikev2.errors import ConfigError
+from ikev2.errors import ConfigError, UnusableAddress
 
 
 def _ts(ts: TsConfig) -> str:
@@ -107,9 +108,21 @@ async def unload_connection(ctx: ApiContext, call: Call) -> web.Response:
     return json_response({"name": name, "terminated": terminated})
 
 
+def _initiate_from(call: Call) -> tuple[str | None, str]:
+    """The `local` address (query or body, given once) and the field that named it."""
+    query = call.query.get("local")
+    body = (call.body or {}).get("local")
+    if query is not None and body is not None and (
+            ipaddress.ip_address(query) != ipaddress.ip_address(body)):
+        raise ApiError(400, "invalid-request", f"query.local ({query}) and body.local "
+                       f"({body}) differ; give the address once", field="query.local")
+    return (query, "query.local") if query is not None else (body, "body.local")
+
+
 async def initiate(ctx: ApiContext, call: Call) -> web.Response:
     name = call.path["name"]
     _conn_or_404(ctx, name)
+    local, field = _initiate_from(call)
     wait = call.query.get("wait", True)
     timeout = float(call.query.get("timeout", 10.0)) if wait else None
 
@@ -119,8 +132,11 @@ async def initiate(ctx: ApiContext, call: Call) -> web.Response:
             isinstance(ev, IkeSaFailed) and ev.ike_id == ike_id)
 
     try:
-        ike_id, item = await ctx.wait_for(lambda: ctx.daemon.initiate_sa(name), matches,
-                                          timeout)
+        ike_id, item = await ctx.wait_for(lambda: ctx.daemon.initiate_sa(name, local=local),
+                                          matches, timeout)
+    except UnusableAddress as exc:
+        raise ApiError(422, "unusable-address", f"{field}: {exc}", field=field,
+                       extra={"address": exc.address}) from None
     except (KeyError, ValueError) as exc:
         raise command_error(exc, f"connection {name!r}", "path.name") from None
     ctx.snapshots.mark(ike_id)

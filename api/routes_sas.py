@@ -9,7 +9,7 @@ from aiohttp import web
 
 from api import core_adapter
 from api.context import ApiContext, Call, json_response
-from api.eventstream import ApiEvent
+from api.eventstream import ApiEvent, rtt_ms
 from api.problems import ApiError, not_found
 from api.selectors import Packet, match, protocol_number
 from api.views import child_view, ike_view
@@ -17,12 +17,14 @@ from ikev2.core.events import (
     ChildSaDeleted,
     ChildSaInfo,
     ChildSaRekeyed,
+    IkeSaAlive,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaInfo,
     IkeSaRekeyed,
     IkeSaUpdated,
+    IkeSaUpdateFailed,
 )
 from ikev2.errors import KernelError
 
@@ -156,7 +158,9 @@ async def handover(ctx: ApiContext, call: Call) -> web.Response:
 
     def matches(_: Any, item: ApiEvent) -> bool:
         ev = item.event
-        return isinstance(ev, IkeSaUpdated) and ev.ike.ike_id == ike_id
+        if isinstance(ev, IkeSaUpdated):
+            return ev.ike.ike_id == ike_id
+        return isinstance(ev, IkeSaUpdateFailed | IkeSaDeleted) and ev.ike_id == ike_id
 
     def start() -> IkeSaInfo:
         return ctx.daemon.update_addresses(  # type: ignore[no-any-return]
@@ -172,10 +176,51 @@ async def handover(ctx: ApiContext, call: Call) -> web.Response:
     # the engine's rule for auto (Engine.update_addresses): MOBIKE when negotiated and we
     # are the original initiator, else a K-bit move
     used = mode if mode != "auto" else ("mobike" if info.mobike and info.initiator else "kbit")
-    if item is not None:  # ike-update: the SA and its CHILD_SAs are at the new addresses
-        new = item.event.ike
+    if item is not None:
+        ev = item.event
+        if isinstance(ev, IkeSaUpdateFailed):  # the peer refused: the SA stayed where it was
+            raise ApiError(502, "handover-refused", f"IKE SA {ike_id} not moved: {ev.reason}",
+                           extra={"uniqueid": ike_id, "mode": used, "notify": ev.notify})
+        if isinstance(ev, IkeSaDeleted):
+            raise _deleted_meanwhile(ev, "during the handover")
+        new = ev.ike  # ike-update: the SA and its CHILD_SAs are at the new addresses
     return json_response({"uniqueid": ike_id, "moved": item is not None, "mode": used,
                           "ike-sa": ike_view(new, ctx.to_unix)}, 200 if item else 202)
+
+
+def _deleted_meanwhile(ev: IkeSaDeleted, when: str) -> ApiError:
+    return ApiError(502, "ike-sa-deleted", f"IKE SA {ev.name}[{ev.ike_id}] was deleted "
+                    f"{when}: {ev.reason}", extra={"uniqueid": ev.ike_id})
+
+
+LIVENESS_WAIT = 10.0  # seconds, when no ?timeout= (the first retransmission is at 4 s)
+
+
+async def liveness(ctx: ApiContext, call: Call) -> web.Response:
+    """An empty INFORMATIONAL (Engine.check_liveness) and its answer: 200 alive, 504 none
+    within the timeout, 502 if the IKE SA went meanwhile."""
+    ike_id = call.path["ike_id"]
+    _ike_or_404(ctx, ike_id)
+    timeout = float(call.query.get("timeout", LIVENESS_WAIT))
+
+    def matches(_: Any, item: ApiEvent) -> bool:
+        ev = item.event
+        return isinstance(ev, IkeSaAlive | IkeSaDeleted) and ev.ike_id == ike_id
+
+    try:
+        _, item = await ctx.wait_for(lambda: ctx.daemon.check_liveness(ike_id), matches,
+                                     timeout)
+    except (KeyError, ValueError) as exc:
+        raise command_error(exc, f"IKE SA {ike_id}", "path.ike_id") from None
+    if item is None:
+        raise ApiError(504, "no-answer", f"IKE SA {ike_id}: the peer did not answer the "
+                       f"liveness check within {timeout:g} s; ikev2d keeps retransmitting "
+                       "and deletes the IKE SA if it never answers (ike-down event)",
+                       extra={"ike-sa": ike_id, "alive": False})
+    ev = item.event
+    if isinstance(ev, IkeSaDeleted):
+        raise _deleted_meanwhile(ev, "before the peer answered the liveness check")
+    return json_response({"ike-sa": ike_id, "alive": True, "rtt-ms": rtt_ms(ev)})
 
 
 # --- CHILD SAs -------------------------------------------------------------------------

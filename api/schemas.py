@@ -30,13 +30,17 @@ CHILD_SA: dict[str, Any] = {
     "type": "object",
     "description": "A CHILD_SA (strongSwan VICI list-sas child-sas names).",
     "required": ["uniqueid", "name", "ike-sa", "reqid", "state", "mode", "protocol", "encap",
-                 "spi-in", "spi-out", "suite", "local-ts", "remote-ts", "install-at"],
+                 "local-host", "remote-host", "spi-in", "spi-out", "suite", "local-ts",
+                 "remote-ts", "install-at"],
     "properties": {
         "uniqueid": _INT, "name": _STR, "ike-sa": _INT, "reqid": _INT,
         "state": {"type": "string", "enum": CHILD_STATES},
         "mode": {"type": "string", "enum": ["TUNNEL", "TRANSPORT"]},
         "protocol": {"type": "string", "enum": ["ESP", "AH"]},
         "encap": _BOOL,
+        "local-host": {"type": "string", "description": "outer source address (tunnel "
+                       "endpoint or transport SA address); follows MOBIKE/K-bit moves"},
+        "remote-host": {"type": "string", "description": "outer destination address"},
         "spi-in": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
         "spi-out": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
         "suite": _STR, "encr-alg": _ALG, "encr-keysize": {"type": ["integer", "null"]},
@@ -140,6 +144,28 @@ OUTCOME: dict[str, Any] = {
     },
 }
 
+_ADDRESS = {"anyOf": [{"type": "string", "format": "ipv4"},
+                      {"type": "string", "format": "ipv6"}]}
+
+INITIATE_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Optional. local: the address to initiate from (as ?local=; give it "
+                   "once). It must be in the connection's local_addrs, of the remote "
+                   "address's family, configured on this host and covered by daemon.listen "
+                   "(else 422 naming what to change).",
+    "properties": {"local": _ADDRESS},
+}
+
+LIVENESS: dict[str, Any] = {
+    "type": "object",
+    "description": "The peer answered an empty INFORMATIONAL (RFC 7296 §2.4). rtt-ms: from "
+                   "the request to the answer, an exchange already in flight included.",
+    "required": ["ike-sa", "alive", "rtt-ms"],
+    "properties": {"ike-sa": _INT, "alive": {"type": "boolean", "enum": [True]},
+                   "rtt-ms": {"type": "number", "minimum": 0}},
+}
+
 HANDOVER_BODY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -149,10 +175,8 @@ HANDOVER_BODY: dict[str, Any] = {
                    "kbit (move here at once, no exchange: RFC 4877 §4.4, both ends moved by "
                    "a K-bit Binding Update), auto (mobike when possible, else kbit).",
     "properties": {
-        "local": {"anyOf": [{"type": "string", "format": "ipv4"},
-                            {"type": "string", "format": "ipv6"}]},
-        "remote": {"anyOf": [{"type": "string", "format": "ipv4"},
-                             {"type": "string", "format": "ipv6"}]},
+        "local": _ADDRESS,
+        "remote": _ADDRESS,
         "mode": {"type": "string", "enum": ["auto", "mobike", "kbit"], "default": "auto"},
     },
 }
@@ -161,7 +185,8 @@ HANDOVER: dict[str, Any] = {
     "type": "object",
     "description": "moved: the SA is at the requested addresses now (200); false with 202: "
                    "the MOBIKE exchange is still running (or no answer within the timeout), "
-                   "the ike-update event tells when it moved.",
+                   "the ike-update event tells when it moved (ike-update-failed if the peer "
+                   "refused). A refusal within the timeout is a 502 problem instead.",
     "required": ["uniqueid", "moved", "mode", "ike-sa"],
     "properties": {"uniqueid": _INT, "moved": _BOOL,
                    "mode": {"type": "string", "enum": ["mobike", "kbit", "none"]},
@@ -208,7 +233,8 @@ UNLOADED: dict[str, Any] = {
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "IkeSa": IKE_SA, "ChildSa": CHILD_SA, "Problem": PROBLEM, "Connection": CONNECTION,
-    "ConnectionBody": CONNECTION_BODY, "Outcome": OUTCOME, "HandoverBody": HANDOVER_BODY,
+    "ConnectionBody": CONNECTION_BODY, "Outcome": OUTCOME, "InitiateBody": INITIATE_BODY,
+    "Liveness": LIVENESS, "HandoverBody": HANDOVER_BODY,
     "Handover": HANDOVER, "KeyExportBody": KEY_EXPORT_BODY, "KeyExport": KEY_EXPORT,
     "Lookup": LOOKUP, "Health": HEALTH, "Unloaded": UNLOADED,
 }

@@ -29,6 +29,7 @@ from ikev2.core.events import (
     IkeSaInfo,
     IkeSaRekeyed,
     IkeSaUpdated,
+    IkeSaUpdateFailed,
 )
 
 _COMPACT = (",", ":")
@@ -88,8 +89,8 @@ class SaSnapshots:
             self._drop(event.ike_id)
             self.dirty.discard(event.ike_id)
         elif isinstance(event, ChildSaEstablished | ChildSaRekeyed | ChildSaDeleted
-                        | ChildSaFailed):
-            self.dirty.add(event.ike_id)
+                        | ChildSaFailed | IkeSaUpdateFailed):
+            self.dirty.add(event.ike_id)  # (a refused MOBIKE update moved the SA back)
 
     def mark(self, ike_id: int) -> None:
         """The API changed this SA (a command): re-read it at the next access."""

@@ -1,6 +1,6 @@
 """Request checking against the same JSON Schemas the OpenAPI document publishes, so the
 contract and the server cannot drift apart. A small subset of JSON Schema: type (one or a
-list), enum, minimum/maximum, minLength/maxLength, pattern, properties, required,
+list), enum, minimum/exclusiveMinimum/maximum, minLength/maxLength, pattern, properties, required,
 additionalProperties (boolean or schema), items, maxItems, anyOf, format "ip"/"ipv4"/"ipv6".
 """
 
@@ -73,6 +73,8 @@ def check(value: Any, schema: dict[str, Any], field: str) -> None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             raise _bad(field, f"{value} is less than {schema['minimum']}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            raise _bad(field, f"{value} must be more than {schema['exclusiveMinimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             raise _bad(field, f"{value} is more than {schema['maximum']}")
     if isinstance(value, str):

@@ -3,7 +3,10 @@
 
 Differences from VICI, on purpose: `uniqueid`/`reqid` and ports are numbers, SPIs are hex
 strings without 0x (as VICI), times are absolute UNIX times (`established-at`, `rekey-at`,
-`expire-at`, `install-at`) so a view can be cached, and `child-sas` is a list.
+`expire-at`, `install-at`) so a view can be cached, and `child-sas` is a list. A CHILD_SA
+has its own `local-host`/`remote-host` (its outer addresses: the tunnel endpoints, or the
+transport SA's addresses), which follow MOBIKE and K-bit moves unless the SA is bound to
+other addresses than the IKE SA (RFC 4877 HoA transport SAs).
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def child_view(c: ChildSaInfo, ike_id: int, to_unix: ToUnix) -> dict[str, Any]:
         "mode": c.mode.upper(),
         "protocol": c.protocol.upper(),
         "encap": c.encap,
+        "local-host": c.local,
+        "remote-host": c.remote,
         "spi-in": f"{c.spi_in:08x}",
         "spi-out": f"{c.spi_out:08x}",
         "suite": c.suite,

@@ -3,7 +3,8 @@ list-sas, from its state file.
 
     ikev2ctl list-sas [--state-file FILE] [--json] [--connection N] [--state S]
     ikev2ctl list-conns [--json]
-    ikev2ctl initiate NAME [--no-wait] [--timeout S]
+    ikev2ctl initiate NAME [--local ADDR] [--no-wait] [--timeout S]
+    ikev2ctl liveness IKE_ID [--timeout S]
     ikev2ctl terminate IKE_ID | --child CHILD_ID [--no-wait] [--timeout S]
     ikev2ctl rekey IKE_ID [--reauth] | --child CHILD_ID [--no-wait] [--timeout S]
     ikev2ctl load-conn FILE.toml [--name NAME]
@@ -18,7 +19,8 @@ Where the API is: --socket PATH, or --api URL with --token / --token-file (or th
 IKEV2D_API and IKEV2D_TOKEN environment variables), or --config FILE (its [api] section
 and token file; /etc/ikev2d/ikev2d.toml when it exists).
 
-Exit codes: 0 ok, 1 failed (the daemon said no, did not answer, or no state file), 2 usage.
+Exit codes: 0 ok, 1 failed (the daemon said no, did not answer, or no state file; for
+liveness: the peer did not answer within --timeout, or the IKE SA is gone), 2 usage.
 """
 
 from __future__ import annotations
@@ -153,7 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--json", action="store_true")
     ini = cmd("initiate", "start an IKE SA of a connection and wait for it", api.initiate)
     ini.add_argument("name")
+    ini.add_argument("--local", metavar="ADDR", help="initiate from this local address "
+                     "(one of the connection's local_addrs, configured on this host)")
     ini.add_argument("--no-wait", action="store_true", help="return at once with its id")
+    li = cmd("liveness", "check that an IKE SA's peer answers (an empty INFORMATIONAL); "
+             "exit 1 if not within --timeout", api.liveness)
+    li.add_argument("ike_id", type=int, help="IKE SA uniqueid")
     for name, help_, func in (("terminate", "delete an IKE SA or CHILD_SA", api.terminate),
                               ("rekey", "rekey an IKE SA or CHILD_SA", api.rekey)):
         sp = cmd(name, help_, func)
@@ -189,8 +196,8 @@ def _parser() -> argparse.ArgumentParser:
     wa = cmd("watch", "print events as they happen", api.watch)
     wa.add_argument("--type", action="append", dest="types", metavar="TYPE",
                     help="only events of this type (repeatable): ike-up, ike-down, "
-                         "ike-failed, ike-rekey, ike-update, child-up, child-down, "
-                         "child-failed, child-rekey")
+                         "ike-failed, ike-rekey, ike-update, ike-update-failed, ike-alive, "
+                         "child-up, child-down, child-failed, child-rekey")
     wa.add_argument("--count", type=int, help="stop after this many events")
     wa.add_argument("--duration", type=float, help="stop after this many seconds")
     wa.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -91,6 +91,16 @@ class KernelError(Exception):
         self.errno = errno
 
 
+class UnusableAddress(ValueError):
+    """A local address asked for (initiate from an address) that cannot be used: not an
+    address of the connection or of this host, or no socket can send from it. The message
+    says what to fix."""
+
+    def __init__(self, address: str, message: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
 class ConfigError(Exception):
     """A bad configuration: names the file, the key and the problem."""
 

@@ -25,7 +25,8 @@ class IkeApi(Protocol):
     async def handover(self, ike_id: int, *, local: str | None = None,
                        remote: str | None = None, mode: str = "auto") -> dict[str, Any]: ...
     async def terminate(self, ike_id: int) -> dict[str, Any]: ...
-    async def initiate(self, name: str, *, timeout: float = 10.0) -> dict[str, Any]: ...
+    async def initiate(self, name: str, *, local: str | None = None,
+                       timeout: float = 10.0) -> dict[str, Any]: ...
     async def close(self) -> None: ...
 
 
@@ -46,14 +47,16 @@ class RestIkeApi:
 
     async def terminate(self, ike_id: int) -> dict[str, Any]:
         # wait=false: after a move the old path is gone, the delete may never be answered
-        return await self.client.request(  # type: ignore[no-any-return]
-            "DELETE", f"/ike-sas/{ike_id}?wait=false")
+        return await self.client.terminate_ike(  # type: ignore[no-any-return]
+            ike_id, wait=False)
 
-    async def initiate(self, name: str, *, timeout: float = 10.0) -> dict[str, Any]:
-        from urllib.parse import quote
-
-        return await self.client.request(  # type: ignore[no-any-return]
-            "POST", f"/connections/{quote(name)}/initiate?wait=true&timeout={timeout:g}")
+    async def initiate(self, name: str, *, local: str | None = None,
+                       timeout: float = 10.0) -> dict[str, Any]:
+        """A new IKE SA of connection `name`, from the address `local` (the CoA) if given,
+        waited for (ike-up; ApiClientError 502 if it failed, 422 if ikev2d cannot send
+        from `local`)."""
+        return await self.client.initiate(  # type: ignore[no-any-return]
+            name, local=local, wait=True, timeout=timeout)
 
     async def close(self) -> None:
         await self.client.close()
@@ -191,14 +194,17 @@ class FakeIkeApi:
         self.sas.pop(ike_id, None)
         return {"outcome": "pending", "uniqueid": ike_id}
 
-    async def initiate(self, name: str, *, timeout: float = 10.0) -> dict[str, Any]:
-        self.calls.append(("initiate", {"name": name}))
+    async def initiate(self, name: str, *, local: str | None = None,
+                       timeout: float = 10.0) -> dict[str, Any]:
+        """A new SA of `connections[name]`, from `local` if given, else from that entry's
+        "local" (what ikev2d's routing lookup would pick)."""
+        self.calls.append(("initiate", {"name": name, "local": local}))
         conn = self.connections.get(name)
         if conn is None:
             from api.client import ApiClientError
 
             raise ApiClientError(404, f"connection {name} not found")
-        sa = self.add(name=name, **conn)
+        sa = self.add(name=name, **{**conn, **({"local": local} if local else {})})
         return {"outcome": "ike-up", "uniqueid": sa["uniqueid"]}
 
     async def close(self) -> None:

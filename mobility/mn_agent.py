@@ -29,7 +29,7 @@ On a change of the primary CoA (REQUIREMENTS 4877-08/12/13/15, RFC 6275 §11.7):
      SA is not there yet (no IKE exchange, same SPIs: 4877-11/13);
    - accepted without K (the HA cleared it: it could not move its side) → the IKE SA is
      re-established from the new CoA (4877-08/12): the old one is deleted, the connection
-     initiated again;
+     initiated again from the CoA (`initiate local=<CoA>`, not the routed source);
    - rejected → logged with the status; the IKE SA is left alone.
 4. Re-registration after `refresh` times the granted lifetime (or at the Binding Refresh Advice).
 
@@ -398,18 +398,19 @@ class MobileNode:
         try:
             if ike is not None:
                 await self.api.terminate(ike["uniqueid"])
-            await self.api.initiate(self.cfg.connection, timeout=self.cfg.api.timeout)
+            await self.api.initiate(self.cfg.connection, local=coa,
+                                    timeout=self.cfg.api.timeout)
         except Exception as exc:
-            log.error("re-establishing the IKE SA of %s failed: %s", self.cfg.connection, exc)
-            self.events("ike-renegotiate-failed", error=str(exc))
+            log.error("re-establishing the IKE SA of %s from %s failed: %s",
+                      self.cfg.connection, coa, exc)
+            self.events("ike-renegotiate-failed", local=coa, error=str(exc))
             return
         new = await self._ike_sa_logged()
         self.events("ike-renegotiated", ike_sa=new["uniqueid"] if new else None,
                     local=new["local-host"] if new else None)
-        if new is not None and new["local-host"] != coa:
-            log.warning("the new IKE SA #%d runs from %s, not from the CoA %s (ikev2d picks "
-                        "the source address by its routing table)", new["uniqueid"],
-                        new["local-host"], coa)
+        if new is not None and new["local-host"] != coa:  # moved on meanwhile (MOBIKE?)
+            log.warning("the new IKE SA #%d runs from %s, no longer from the CoA %s",
+                        new["uniqueid"], new["local-host"], coa)
 
     # -- status -------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

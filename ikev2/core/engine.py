@@ -22,6 +22,7 @@ from ikev2.core import (
     ike_rekey,
     informational,
     lifetimes,
+    liveness,
     mobike,
     traps,
 )
@@ -33,9 +34,17 @@ from ikev2.core.events import (
     IkeSaFailed,
     IkeSaInfo,
     IkeSaUpdated,
+    IkeSaUpdateFailed,
 )
 from ikev2.core.sa import LIVE_IKE, ChildSa, ChildState, IkeSa, IkeState, Pending
-from ikev2.errors import DropMessage, IkeError, IntegrityError, InvalidMajorVersion, InvalidSyntax
+from ikev2.errors import (
+    DropMessage,
+    IkeError,
+    IntegrityError,
+    InvalidMajorVersion,
+    InvalidSyntax,
+    UnusableAddress,
+)
 from ikev2.kernel.base import KernelPort
 from ikev2.protocol.codec import build_message, parse_message
 from ikev2.protocol.enums import ExchangeType, IkeFlags, NotifyType, ProtocolId
@@ -132,15 +141,23 @@ class Engine:
         """The kernel saw traffic for a trap policy of ours (XFRM_MSG_ACQUIRE)."""
         return traps.on_acquire(self, reqid, now)
 
-    def initiate(self, name: str, now: float, *, child: str | None = None) -> int:
+    def initiate(
+        self, name: str, now: float, *, child: str | None = None, local: str | None = None
+    ) -> int:
         """Start an IKE SA (with its first CHILD_SA: `child`, or the connection's first)
-        for connection `name` (RFC 7296 §1.2)."""
+        for connection `name` (RFC 7296 §1.2), from `local` if given (else the first
+        concrete local_addrs entry, else the routed source). UnusableAddress if `local`
+        is not of the remote address's family or outside the connection's local_addrs;
+        whether the host has it is the caller's business (no I/O here)."""
         conn = self.connections[name]
         first = conn.child(child) if child is not None else None
         if not conn.remote_addrs or conn.remote_addrs[0] in ("%any", "0.0.0.0", "::"):
             raise ValueError(f"connection {name!r} has no remote address to initiate to")
         remote_addr = conn.remote_addrs[0]
-        local_addr = self._local_address(conn, remote_addr)
+        if local is None:
+            local_addr = self._local_address(conn, remote_addr)
+        else:
+            local_addr = self.check_local(name, local)
         port = self.config.ike_port
         sa = IkeSa(
             next(self._ids),
@@ -155,6 +172,31 @@ class Engine:
         self.by_id[sa.ike_id] = sa
         ike_init.start(self, sa, now)
         return sa.ike_id
+
+    def check_local(self, name: str, local: str) -> str:
+        """`local`, normalised, if connection `name` may initiate from it: a unicast
+        address of the family of its remote address, within its local_addrs. KeyError for
+        an unknown connection, UnusableAddress saying what to change otherwise. Whether
+        this host has the address and a socket for it is for the daemon to check."""
+        conn = self.connections[name]
+        try:
+            ip = ipaddress.ip_address(local)
+        except ValueError:
+            raise UnusableAddress(local, f"{local!r} is not an IP address") from None
+        if ip.is_unspecified or ip.is_multicast:
+            raise UnusableAddress(local, f"{ip} cannot be the source of an IKE SA; give "
+                                  "one of this host's unicast addresses")
+        remote_addr = conn.remote_addrs[0] if conn.remote_addrs else "%any"
+        if remote_addr not in ("%any", "0.0.0.0", "::") and (
+                ip.version != ipaddress.ip_address(remote_addr).version):
+            raise UnusableAddress(local, f"{ip} is IPv{ip.version} but connection "
+                                  f"{conn.name!r} initiates to {remote_addr}; give an "
+                                  f"IPv{6 if ip.version == 4 else 4} address")
+        if not ike_init._matches(conn.local_addrs, str(ip)):
+            raise UnusableAddress(local, f"{ip} is not in the local_addrs of connection "
+                                  f"{conn.name!r} ({', '.join(conn.local_addrs)}); give one "
+                                  "of them, or set local_addrs = [\"%any\"]")
+        return str(ip)
 
     def terminate(self, ike_id: int, now: float) -> None:
         """Delete an IKE SA and its CHILD_SAs (RFC 7296 §1.4.1)."""
@@ -199,10 +241,10 @@ class Engine:
         informational.delete_child(self, sa, self._child(sa, child_id), now, "terminated locally")
 
     def check_liveness(self, ike_id: int, now: float) -> None:
-        """Send an empty INFORMATIONAL now (RFC 7296 §2.4)."""
-        sa = self._live(ike_id)
-        if sa.pending is None:
-            self.send_request(sa, ExchangeType.INFORMATIONAL, [], None, now)
+        """Send an empty INFORMATIONAL (RFC 7296 §2.4), now or after the exchange in
+        flight; the answer raises IkeSaAlive, no answer deletes the IKE SA (IkeSaDeleted)
+        after the retransmissions. A check already outstanding answers for this one."""
+        liveness.probe(self, self._live(ike_id), now)
 
     def set_local_addresses(self, addresses: list[str] | tuple[str, ...], now: float) -> None:
         """This host's usable addresses changed (the daemon watches netlink). MOBIKE
@@ -255,7 +297,7 @@ class Engine:
                 moved.append((c, c.spec))
                 c.spec = self.kernel.migrate_child(c.spec, new_local[0], new_remote[0],
                                                    c.spec.encap)
-        except Exception:
+        except Exception as exc:
             for c, old_spec in moved[:-1]:  # put back what already moved
                 try:
                     c.spec = self.kernel.migrate_child(c.spec, old_spec.local,  # type: ignore
@@ -264,6 +306,12 @@ class Engine:
                 except Exception:
                     log.exception("CHILD_SA %s{%d}: cannot move back", c.config.name,
                                   c.child_id)
+            failed = moved[-1][0]
+            self.emit(IkeSaUpdateFailed(
+                sa.ike_id, sa.name, new_local, new_remote,
+                f"the kernel refused to move CHILD_SA {failed.config.name}{{{failed.child_id}}}"
+                f" to {new_local[0]}-{new_remote[0]}: {exc}; the IKE SA stays at "
+                f"{sa.local[0]}-{sa.remote[0]}"))
             raise
         old_local, old_remote = sa.local, sa.remote
         sa.local, sa.remote = new_local, new_remote
@@ -581,6 +629,7 @@ class Engine:
                 self.half_open_by_ip.pop(ip, None)
 
     # -- internals ----------------------------------------------------------------------
+
     def _local_address(self, conn: ConnectionConfig, remote_addr: str) -> str:
         for addr in conn.local_addrs:
             if addr not in ("%any", "0.0.0.0", "::"):

@@ -114,6 +114,31 @@ class IkeSaUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class IkeSaUpdateFailed:
+    """An address update we started did not happen and the IKE SA keeps its addresses:
+    the peer refused our UPDATE_SA_ADDRESSES (RFC 4555 §3.5; `notify` names its error), or
+    the kernel refused a K-bit move (RFC 4877 §4.4). `local`/`remote` were asked for."""
+
+    ike_id: int
+    name: str
+    local: Endpoint
+    remote: Endpoint
+    reason: str
+    notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaAlive:
+    """The peer answered a liveness check asked for with `Engine.check_liveness` (an empty
+    INFORMATIONAL, RFC 7296 §2.4). `rtt`: seconds from the check to the answer, waiting
+    for an exchange already in flight included (window size 1, §2.3)."""
+
+    ike_id: int
+    name: str
+    rtt: float
+
+
+@dataclass(frozen=True, slots=True)
 class ChildSaRekeyed:
     """CHILD_SA `old_child_id` was replaced by `child` (RFC 7296 §2.8)."""
 
@@ -124,7 +149,8 @@ class ChildSaRekeyed:
 
 Event = (
     IkeSaEstablished | IkeSaFailed | IkeSaDeleted | IkeSaRekeyed | IkeSaUpdated
-    | ChildSaEstablished | ChildSaFailed | ChildSaDeleted | ChildSaRekeyed
+    | IkeSaUpdateFailed | IkeSaAlive | ChildSaEstablished | ChildSaFailed | ChildSaDeleted
+    | ChildSaRekeyed
 )
 
 

@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ikev2.core import natd
-from ikev2.core.events import Endpoint, IkeSaUpdated
+from ikev2.core.events import Endpoint, IkeSaUpdated, IkeSaUpdateFailed
 from ikev2.core.sa import LIVE_IKE, ChildSa, IkeSa
 from ikev2.errors import KernelError
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId
@@ -96,8 +96,15 @@ def _on_update_response(
         name = _name(error.type)
         log.warning("IKE_SA %s[%d] MOBIKE update refused: %s; keeping the old addresses",
                     sa.name, sa.ike_id, name)
+        wanted = (sa.local, sa.remote)
         if moved is not None:
             sa.local, sa.remote = moved.old_local, moved.old_remote
+        sa.update_again = False  # a later update folded into this one is moot: we are back
+        engine.emit(IkeSaUpdateFailed(
+            sa.ike_id, sa.name, *wanted,
+            f"the peer refused UPDATE_SA_ADDRESSES to {wanted[0][0]}[{wanted[0][1]}]-"
+            f"{wanted[1][0]}[{wanted[1][1]}] with {name}; the IKE SA stays at "
+            f"{sa.local[0]}[{sa.local[1]}]-{sa.remote[0]}[{sa.remote[1]}]", name))
         return
     if moved is not None:
         _nat_and_move(engine, sa, notifies, moved, now)

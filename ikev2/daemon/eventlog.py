@@ -11,12 +11,14 @@ from ikev2.core.events import (
     ChildSaInfo,
     ChildSaRekeyed,
     Endpoint,
+    IkeSaAlive,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
     IkeSaInfo,
     IkeSaRekeyed,
     IkeSaUpdated,
+    IkeSaUpdateFailed,
 )
 
 
@@ -81,5 +83,15 @@ def format_event(event: object) -> tuple[int, str]:
         return logging.DEBUG, (
             f"IKE_SA {ike.name}[{ike.ike_id}] moved from {endpoint(event.old_local)}-"
             f"{endpoint(event.old_remote)} to {endpoint(ike.local)}-{endpoint(ike.remote)}"
+        )
+    if isinstance(event, IkeSaUpdateFailed):
+        return logging.INFO, (
+            f"IKE_SA {event.name}[{event.ike_id}] not moved to {endpoint(event.local)}-"
+            f"{endpoint(event.remote)}: {event.reason}"
+        )
+    if isinstance(event, IkeSaAlive):
+        return logging.INFO, (
+            f"IKE_SA {event.name}[{event.ike_id}] alive: the peer answered the liveness "
+            f"check in {event.rtt * 1000:.1f} ms"
         )
     return logging.INFO, f"event {event!r}"

@@ -5,6 +5,7 @@ keeps one timer armed (the aioquic `asyncio/protocol.py` shape)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -18,11 +19,13 @@ from ikev2.daemon.sockets import (
     NON_ESP_MARKER,
     SocketSet,
     UdpSocket,
+    bind_problem,
     classify_natt,
     recv,
     send,
 )
 from ikev2.daemon.statefile import write_state
+from ikev2.errors import UnusableAddress
 
 log = logging.getLogger("ikev2d")
 
@@ -42,7 +45,9 @@ class EnginePort(Protocol):
 
     def load_connection(self, conn: Any) -> None: ...
     def unload_connection(self, name: str) -> None: ...
-    def initiate(self, name: str, now: float) -> int: ...
+    def initiate(self, name: str, now: float, *, local: str | None = None) -> int: ...
+    def check_liveness(self, ike_id: int, now: float) -> None: ...
+    def check_local(self, name: str, local: str) -> str: ...
     def terminate(self, ike_id: int, now: float) -> None: ...
     def terminate_child(self, ike_id: int, child_id: int, now: float) -> None: ...
     def rekey_ike(self, ike_id: int, now: float) -> None: ...
@@ -160,15 +165,46 @@ class Daemon:
         finally:
             self._after()
 
-    def initiate_sa(self, name: str) -> int:
+    def initiate_sa(self, name: str, *, local: str | None = None) -> int:
+        """Start an IKE SA of connection `name`, from the address `local` if given
+        (UnusableAddress when this host or its sockets cannot send from it)."""
+        if local is not None:
+            local = self.check_source(name, local)
         now = self.clock()
         try:
-            ike_id = self.engine.initiate(name, now)
+            ike_id = self.engine.initiate(name, now, local=local)
             self.initiated_at[ike_id] = now
-            log.info("initiating connection %s: IKE_SA %s[%d]", name, name, ike_id)
+            log.info("initiating connection %s: IKE_SA %s[%d]%s", name, name, ike_id,
+                     f" from {local}" if local else "")
         finally:
             self._after()
         return ike_id
+
+    def check_source(self, name: str, local: str) -> str:
+        """`local` (normalised) if connection `name` may use it (the engine's check), a
+        socket of ours can send from it on the connection's port and the host has the
+        address (a bind succeeds); else UnusableAddress saying what to change (KeyError
+        for an unknown connection)."""
+        addr = self.engine.check_local(name, local)
+        conn = self.connections.get(name)
+        if conn is None or self.sockets is None:
+            return addr
+        port = conn.local_port or self.config.ike_port
+        if self.sockets.lookup((addr, port)) is None:
+            wildcard = "::" if ipaddress.ip_address(addr).version == 6 else "0.0.0.0"
+            raise UnusableAddress(addr, f"ikev2d has no socket to send from {addr}: it is not "
+                                  f"among daemon.listen ({', '.join(self.config.listen)}); "
+                                  f"add it there (or \"{wildcard}\") and restart ikev2d")
+        problem = bind_problem(addr)
+        if problem is not None:
+            known = getattr(self.engine, "local_addresses", ())
+            raise UnusableAddress(addr, f"{addr} is not an address of this host ({problem}); "
+                                  "configure it on an interface first"
+                                  + (f", or use one of {', '.join(known)}" if known else ""))
+        return addr
+
+    def check_liveness(self, ike_id: int) -> None:
+        self.command(self.engine.check_liveness, ike_id)
 
     def terminate_sa(self, ike_id: int) -> None:
         self.command(self.engine.terminate, ike_id)

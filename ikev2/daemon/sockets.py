@@ -80,6 +80,18 @@ def open_udp(
     return UdpSocket(sock, family, address, port, natt)
 
 
+def bind_problem(address: str) -> str | None:
+    """Why this host cannot send from `address` (a UDP socket cannot bind it: not
+    configured, or an IPv6 address still tentative), or None when it can."""
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((address, 0))
+        except OSError as exc:
+            return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+    return None
+
+
 def recv(us: UdpSocket) -> tuple[bytes, Endpoint, Endpoint]:
     """One datagram as (data, local, remote); raises BlockingIOError when none is queued.
     The data still carries the non-ESP marker if it came to the NAT-T port."""

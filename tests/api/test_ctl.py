@@ -96,8 +96,10 @@ remote_ts = ["203.0.113.1/32"]
     bad.write_text('[connections.worse]\nremote_addrs = ["x"]\n')
     code, _, err = run(capsys, "load-conn", str(bad), *api(live))
     assert code == 1 and "remote_addrs[0]" in err
-    code, out, err = run(capsys, "initiate", "extra", *api(live))
-    assert code == 0 and "established" in out, err
+    code, _, err = run(capsys, "initiate", "extra", "--local", "127.0.0.3", *api(live))
+    assert code == 1 and "not in the local_addrs of connection 'extra'" in err, err
+    code, out, err = run(capsys, "initiate", "extra", "--local", "127.0.0.1", *api(live))
+    assert code == 0 and "established 127.0.0.1-127.0.0.2" in out, err
     sa = live.client().list_ike_sas(connection="extra")[0]
     ike, child = sa["uniqueid"], sa["child-sas"][0]["uniqueid"]
     code, out, err = run(capsys, "rekey", "--child", str(child), *api(live))
@@ -111,6 +113,14 @@ remote_ts = ["203.0.113.1/32"]
     code, out, err = run(capsys, "handover", str(ike), "--local", "127.0.0.3", "--mode",
                          "kbit", *api(live))
     assert code == 0 and "moved to 127.0.0.3" in out, err
+    code, out, err = run(capsys, "liveness", str(ike), "--timeout", "5", *api(live))
+    assert code == 0 and f"IKE_SA [{ike}]: the peer is alive (answered in" in out, err
+    code, _, err = run(capsys, "liveness", "424242", *api(live))
+    assert code == 1 and "IKE SA 424242 does not exist" in err
+    code, _, err = run(capsys, "liveness", "--timeout", "0", str(ike), *api(live))
+    assert code == 1 and "query.timeout: 0.0 must be more than 0" in err
+    code, _, _ = run(capsys, "liveness", "three", *api(live))
+    assert code == 2
     code, out, err = run(capsys, "terminate", str(ike), *api(live))
     assert code == 0 and "ike-down" in out, err
     code, out, _ = run(capsys, "unload-conn", "extra", *api(live))

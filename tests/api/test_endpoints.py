@@ -103,6 +103,7 @@ def test_list_and_filter_ike_sas(live: Live) -> None:
     assert abs(sa["established-at"] - time.time()) < 120
     child = sa["child-sas"][0]
     assert child["local-ts"] == ["198.51.100.1/32"] and child["mode"] == "TUNNEL"
+    assert (child["local-host"], child["remote-host"]) == ("127.0.0.1", "127.0.0.2")
     assert c.list_ike_sas(connection="pair") and not c.list_ike_sas(connection="nope")
     assert c.list_ike_sas(peer_id="gw.example.org")
     assert c.list_ike_sas(peer_addr="127.0.0.2") and not c.list_ike_sas(peer_addr="::1")
@@ -128,6 +129,7 @@ def test_one_ike_sa_and_its_counters(live: Live) -> None:
         1000, 2000, 10, 20)
     one = live.client().child_sa(child["uniqueid"])
     assert one["bytes-in"] == 1000 and one["ike-sa"] == sa["uniqueid"]
+    assert (one["local-host"], one["remote-host"]) == (sa["local-host"], sa["remote-host"])
     p = problem(*raw(live, "GET", "/ike-sas/999999"), 404)
     assert p["field"] == "path.ike_id" and p["instance"] == "/ike-sas/999999"
     for bad in ("abc", "0", "-3", "1e3", "99999999999999999999"):
@@ -167,6 +169,191 @@ def test_handover_errors(live: Live) -> None:
         assert problem(status, headers, got, 400)["field"] == field, got
     problem(*raw(live, "POST", "/ike-sas/31337/handover", body=b'{"local":"127.0.0.3"}',
                  headers={"Content-Type": "application/json"}), 404)
+
+
+def _extra_conn(live: Live, name: str, **table: Any) -> dict[str, Any]:
+    """A connection to the pair's responder (its `pair` takes user@example.org from any
+    address) with a child of its own name; `table` adds or replaces keys."""
+    conn: dict[str, Any] = {
+        "local_addrs": ["127.0.0.1"], "remote_addrs": ["127.0.0.2"],
+        "remote_port": live.responder.config.ike_port, "psk": PSK,
+        "send_initial_contact": False,  # or the responder drops the pair's IKE SA
+        "local": {"id": "user@example.org"}, "remote": {"id": "gw.example.org"},
+        "children": {f"{name}-net": {"local_ts": ["198.51.100.1/32"],
+                                     "remote_ts": ["203.0.113.1/32"]}},
+    }
+    conn.update(table)
+    live.client().load_connection(name, conn)
+    return conn
+
+
+def test_liveness(live: Live) -> None:
+    sa = first_sa(live)
+    r = live.client().liveness(sa["uniqueid"], timeout=5)
+    assert r["ike-sa"] == sa["uniqueid"] and r["alive"] is True
+    assert 0 <= r["rtt-ms"] < 5000
+    problem(*raw(live, "POST", "/ike-sas/424242/liveness"), 404)
+    path = f"/ike-sas/{sa['uniqueid']}/liveness"
+    for query, words in (("timeout=0", "0.0 must be more than 0"),
+                         ("timeout=-1", "must be more than 0"),
+                         ("timeout=121", "121.0 is more than 120.0"),
+                         ("timeout=soon", "'soon' is not a number"),
+                         ("wait=true", "unknown parameter (known: timeout)")):
+        p = problem(*raw(live, "POST", f"{path}?{query}"), 400)
+        assert p["field"] == f"query.{query.split('=')[0]}" and words in p["detail"], p
+
+
+def test_liveness_unanswered_is_504_then_502_when_the_sa_goes(live: Live) -> None:
+    """The peer stops answering: an IKE SA moved (K bit, here only) to an address the test
+    daemon never sends to. Fast retransmissions (0.5 s, one retry) delete it in ~1 s."""
+    c = live.client()
+    _extra_conn(live, "mute", retransmit={"timeout": 0.5, "base": 1.0, "tries": 1})
+    try:
+        ids = [c.initiate("mute", wait=True)["uniqueid"] for _ in range(2)]
+        for ike_id, peer in zip(ids, ("192.0.2.1", "192.0.2.2"), strict=True):
+            assert c.handover(ike_id, remote=peer, mode="kbit")["moved"]
+        p = problem(*raw(live, "POST", f"/ike-sas/{ids[0]}/liveness?timeout=0.1"), 504)
+        assert p["type"].endswith(":no-answer") and p["ike-sa"] == ids[0]
+        assert p["alive"] is False and "within 0.1 s" in p["detail"]
+        p = problem(*raw(live, "POST", f"/ike-sas/{ids[1]}/liveness?timeout=10"), 502)
+        assert p["type"].endswith(":ike-sa-deleted") and p["uniqueid"] == ids[1]
+        assert "before the peer answered" in p["detail"]
+        assert "peer not responding (INFORMATIONAL" in p["detail"]
+        wait_until(lambda: not c.list_ike_sas(connection="mute"), "both mute IKE SAs to go")
+        problem(*raw(live, "POST", f"/ike-sas/{ids[0]}/liveness"), 404)
+    finally:
+        c.unload_connection("mute", terminate=True)
+
+
+def test_initiate_from_a_local_address(live: Live) -> None:
+    c = live.client()
+    ct = {"Content-Type": "application/json"}
+    _extra_conn(live, "from3", local_addrs=["%any"])
+    try:
+        r = c.initiate("from3", local="127.0.0.3")
+        assert r["outcome"] == "ike-up", r
+        ike = r["event"]["ike-sa"]
+        assert ike["local-host"] == "127.0.0.3" and ike["remote-host"] == "127.0.0.2"
+        assert [k["local-host"] for k in ike["child-sas"]] == ["127.0.0.3"]
+        status, _, got = raw(live, "POST", "/connections/from3/initiate?local=127.0.0.3",
+                             body=b'{"local": "127.0.0.3"}', headers=ct)  # the same, twice
+        assert status == 200 and got["event"]["ike-sa"]["local-host"] == "127.0.0.3", got
+        status, _, got = raw(live, "POST", "/connections/from3/initiate",
+                             body=b'{"local": "127.0.0.1"}', headers=ct)
+        assert status == 200 and got["event"]["ike-sa"]["local-host"] == "127.0.0.1", got
+        before = {s["uniqueid"] for s in c.list_ike_sas()}
+        for path, body, status, field, words in (
+            ("from3/initiate?local=127.0.0.9", None, 422, "query.local",
+             "query.local: ikev2d has no socket to send from 127.0.0.9: it is not among "
+             "daemon.listen (127.0.0.1, 127.0.0.3); add it there"),
+            ("from3/initiate", {"local": "::1"}, 422, "body.local",
+             "body.local: ::1 is IPv6 but connection 'from3' initiates to 127.0.0.2; give "
+             "an IPv4 address"),
+            ("pair/initiate?local=127.0.0.3", None, 422, "query.local",
+             "127.0.0.3 is not in the local_addrs of connection 'pair' (127.0.0.1)"),
+            ("from3/initiate?local=224.0.0.1", None, 422, "query.local",
+             "cannot be the source of an IKE SA"),
+            ("from3/initiate?local=here", None, 400, "query.local", "'here' is not an IP"),
+            ("from3/initiate?local=127.0.0.3", {"local": "127.0.0.1"}, 400, "query.local",
+             "query.local (127.0.0.3) and body.local (127.0.0.1) differ"),
+            ("from3/initiate", {"local": 3}, 400, "body.local", "body.local"),
+            ("from3/initiate", {"source": "127.0.0.3"}, 400, "body.source", "unknown member"),
+        ):
+            p = problem(*raw(live, "POST", f"/connections/{path}", headers=ct,
+                             body=json.dumps(body).encode() if body is not None else None),
+                        status)
+            assert p["field"] == field and words in p["detail"], (path, p)
+            if status == 422:
+                assert p["type"].endswith(":unusable-address") and p["address"]
+        problem(*raw(live, "POST", "/connections/nope/initiate?local=127.0.0.3"), 404)
+        assert {s["uniqueid"] for s in c.list_ike_sas()} == before  # nothing initiated
+    finally:
+        c.unload_connection("from3", terminate=True)
+        wait_until(lambda: not c.list_ike_sas(connection="from3"), "from3's IKE SAs to go")
+
+
+def test_async_client_and_the_mobility_agents_ike_api(live: Live) -> None:
+    """AsyncApiClient's initiate(local=), liveness and terminate_ike, as the MN agent uses
+    them through mobility.ike_api.RestIkeApi (UNIX socket)."""
+    import asyncio
+
+    from api.client import AsyncApiClient
+    from mobility.ike_api import RestIkeApi
+
+    _extra_conn(live, "async3", local_addrs=["%any"])
+
+    async def scenario() -> None:
+        client = AsyncApiClient(unix_socket=live.socket)
+        rest = RestIkeApi(client, timeout=10)
+        try:
+            up = await rest.initiate("async3", local="127.0.0.3")
+            assert up["outcome"] == "ike-up" and up["event"]["ike-sa"]["local-host"] == (
+                "127.0.0.3")
+            ike_id = up["uniqueid"]
+            alive = await client.liveness(ike_id, timeout=5)
+            assert alive["alive"] and alive["ike-sa"] == ike_id
+            with pytest.raises(ApiClientError) as err:
+                await client.initiate("async3", local="127.0.0.9")
+            assert err.value.status == 422 and err.value.problem["field"] == "query.local"
+            gone = await rest.terminate(ike_id)
+            assert gone == {"outcome": "pending", "uniqueid": ike_id,
+                            "href": f"/ike-sas/{ike_id}"}
+            with pytest.raises(ApiClientError) as err:
+                await client.terminate_ike(424242, wait=True, timeout=1)
+            assert err.value.status == 404
+        finally:
+            await rest.close()
+
+    try:
+        asyncio.run(scenario())
+        wait_until(lambda: not live.client().list_ike_sas(connection="async3"), "async3 gone")
+    finally:
+        live.client().unload_connection("async3", terminate=True)
+
+
+def test_handover_refused_by_the_peer_is_502_and_kernel_refusal_409(live: Live) -> None:
+    """The responder takes strict@example.org from 127.0.0.1 only: a MOBIKE update to
+    127.0.0.3 gets UNACCEPTABLE_ADDRESSES (RFC 4555 §3.5) and the SA stays."""
+    from ikev2.config.loader import load_connection_data
+
+    c = live.client()
+    strict = {"local_addrs": ["127.0.0.2"], "remote_addrs": ["127.0.0.1"], "psk": PSK,
+              "local": {"id": "gw.example.org"}, "remote": {"id": "strict@example.org"},
+              "children": {"strict-net": {"local_ts": ["203.0.113.1/32"],
+                                          "remote_ts": ["198.51.100.1/32"]}}}
+    r = live.responder
+    live.call(lambda: r.load_connection(load_connection_data(
+        "strict", strict, r.config, "test", others=tuple(r.connections.values()))))
+    _extra_conn(live, "strict", local={"id": "strict@example.org"})
+    try:
+        ike = c.initiate("strict")["event"]["ike-sa"]
+        assert ike["mobike"] and ike["local-host"] == "127.0.0.1"
+        ike_id = ike["uniqueid"]
+        with pytest.raises(ApiClientError) as err:
+            c.handover(ike_id, local="127.0.0.3", timeout=5)
+        p = err.value.problem
+        assert err.value.status == 502 and p["type"].endswith(":handover-refused")
+        assert p["notify"] == "UNACCEPTABLE_ADDRESSES" and p["mode"] == "mobike"
+        assert "stays at 127.0.0.1[" in p["detail"] and "127.0.0.3[" in p["detail"]
+        now = c.ike_sa(ike_id)
+        assert now["local-host"] == "127.0.0.1" and now["child-sas"][0]["local-host"] == (
+            "127.0.0.1")
+        assert [s["local-host"] for s in c.list_ike_sas(connection="strict")] == ["127.0.0.1"]
+        # a K-bit move the kernel refuses: 409, nothing moved
+        kernel = live.initiator.engine.kernel  # type: ignore[attr-defined]
+        live.call(lambda: setattr(kernel, "fail_migrate", "EPERM from the test"))
+        try:
+            with pytest.raises(ApiClientError) as err:
+                c.handover(ike_id, local="127.0.0.3", mode="kbit")
+        finally:
+            live.call(lambda: setattr(kernel, "fail_migrate", None))
+        assert err.value.status == 409 and "EPERM from the test" in str(err.value)
+        assert c.ike_sa(ike_id)["local-host"] == "127.0.0.1"
+        assert c.liveness(ike_id)["alive"]  # and the SA still works where it is
+    finally:
+        c.unload_connection("strict", terminate=True)
+        live.call(lambda: r.unload_connection("strict"))
+        wait_until(lambda: not c.list_ike_sas(connection="strict"), "strict's IKE SA to go")
 
 
 # --- bodies ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The event stream during a scripted run: initiate, rekey CHILD, rekey IKE, handover,
-terminate → ike-up, child-up, child-rekey, ike-rekey, ike-update, ike-down; filters and
-Last-Event-ID replay."""
+"""The event stream during a scripted run: initiate, rekey CHILD, rekey IKE, handover, a
+refused handover, a liveness check, terminate → ike-up, child-up, child-rekey, ike-rekey,
+ike-update, ike-update-failed, ike-alive, ike-down; filters and Last-Event-ID replay."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from api.client import ApiClientError
 from tests.api.harness import Live, start_live, wait_until
 
 
@@ -70,13 +71,30 @@ def test_scripted_run_streams_every_event(quiet: Live, tmp_path: Path) -> None:
     assert moved["mode"] == "mobike"
     again = c.handover(new_ike, local="127.0.0.3")
     assert not again["moved"] and again["mode"] == "none"
+    kernel = live.initiator.engine.kernel  # type: ignore[attr-defined]
+    live.call(lambda: setattr(kernel, "fail_migrate", "not now"))
+    try:
+        with pytest.raises(ApiClientError) as err:  # a K-bit move the kernel refuses
+            c.handover(new_ike, local="127.0.0.1", mode="kbit")
+        assert err.value.status == 409
+    finally:
+        live.call(lambda: setattr(kernel, "fail_migrate", None))
+    alive = c.liveness(new_ike)
+    assert alive["alive"] and alive["ike-sa"] == new_ike
     r = c.terminate_ike(new_ike, wait=True)
     assert r["outcome"] == "ike-down", r
     wait_until(lambda: "ike-down" in everything.types(), "ike-down on the stream")
     types = everything.types()
-    want = ["ike-up", "child-up", "child-rekey", "ike-rekey", "ike-update", "ike-down"]
+    want = ["ike-up", "child-up", "child-rekey", "ike-rekey", "ike-update",
+            "ike-update-failed", "ike-alive", "ike-down"]
     positions = [types.index(t) for t in want]
     assert positions == sorted(positions), types
+    failed = everything.events[types.index("ike-update-failed")]
+    assert failed["uniqueid"] == new_ike and failed["local-host"] == "127.0.0.1"
+    assert failed["remote-host"] == "127.0.0.2" and failed["notify"] is None
+    assert "kernel refused" in failed["reason"] and "not now" in failed["reason"]
+    seen = everything.events[types.index("ike-alive")]
+    assert seen["uniqueid"] == new_ike and seen["rtt-ms"] == alive["rtt-ms"]
     ids = [e["id"] for e in everything.events]
     assert ids == sorted(ids)
     update = everything.events[types.index("ike-update")]
@@ -94,8 +112,6 @@ def test_scripted_run_streams_every_event(quiet: Live, tmp_path: Path) -> None:
 
 
 def test_stream_parameters_are_checked(quiet: Live) -> None:
-    from api.client import ApiClientError
-
     c = quiet.client()
     for kw in ({"types": ["ike-sideways"]}, {"limit": 0}, {"duration": -1}):
         with pytest.raises(ApiClientError) as err:

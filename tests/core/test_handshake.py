@@ -217,3 +217,44 @@ def test_default_proposals_both_sides() -> None:
     pair.connect(make_conn())
     ia, ib, ca, cb = established(pair)
     assert ia.suite == ib.suite and ca[0].child.suite == cb[0].child.suite
+
+
+# -- initiating from a chosen local address (the API's initiate ?local=) ----------------------
+def test_initiate_from_a_chosen_local_address() -> None:
+    from dataclasses import replace
+
+    pair = Pair()
+    a = make_conn(local="%any")
+    pair.a.engine.load_connection(a)
+    pair.b.engine.load_connection(replace(mirror(a), remote_addrs=("%any",)))
+    chosen = "2001:db8:1::7"
+    ike_id = pair.a.engine.initiate("home", pair.now, local="2001:0db8:1:0::7")
+    pair.deliver_all()
+    first = pair.wire[0][1]
+    assert first.local[0] == chosen  # IKE_SA_INIT leaves from it
+    ia, ib, ca, cb = established(pair)
+    assert ia.ike_id == ike_id and ia.local[0] == chosen and ib.remote[0] == chosen
+    assert (ca[0].child.local, cb[0].child.remote) == (chosen, chosen)
+    assert {d.local[0] for s, d in pair.wire if s == "a"} == {chosen}
+    # without `local`: the first concrete local_addrs entry, as before
+    pair2 = Pair()
+    pair2.connect(make_conn())
+    assert pair2.a.of(IkeSaEstablished)[0].ike.local[0] == "2001:db8:1::1"
+
+
+@pytest.mark.parametrize(("local", "words"), [
+    ("192.0.2.1", "is IPv4 but connection 'home' initiates to 2001:db8:1::2"),
+    ("2001:db8:1::7", "not in the local_addrs of connection 'home' (2001:db8:1::1)"),
+    ("::", "cannot be the source"),
+    ("ff02::1", "cannot be the source"),
+    ("not-an-address", "is not an IP address"),
+])
+def test_initiate_refuses_an_unusable_local_address(local: str, words: str) -> None:
+    from ikev2.errors import UnusableAddress
+
+    pair = Pair()
+    pair.a.engine.load_connection(make_conn())
+    with pytest.raises(UnusableAddress) as err:
+        pair.a.engine.initiate("home", pair.now, local=local)
+    assert words in str(err.value) and err.value.address == local
+    assert not pair.a.engine.by_id and not pair.a.engine.datagrams_to_send()

@@ -497,6 +497,80 @@ def test_dpd_response_from_a_wrong_address_is_dropped() -> None:
     assert not pair.a.engine.by_id  # the answers from elsewhere did not keep it alive
 
 
+def _requests(pair: Pair, sender: str, exchange: int) -> list:
+    return [d for s, d in pair.wire if s == sender and parse_header(d.data).exchange == exchange
+            and not parse_header(d.data).flags & 0x20]
+
+
+def test_check_liveness_reports_the_answer_with_its_round_trip() -> None:
+    from ikev2.core.events import IkeSaAlive
+
+    pair, ike_id = _up()
+    lost: list = []
+
+    def lose_first_probe(d, s):
+        if s == "a" and not lost and parse_header(d.data).exchange == ExchangeType.INFORMATIONAL:
+            lost.append(d)
+            return []
+        return [d]
+
+    pair.filter = lose_first_probe
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.deliver_all()
+    assert lost and not pair.a.of(IkeSaAlive)  # not answered yet
+    pair.advance(5)  # the retransmission (retransmit.timeout 4 s) is answered
+    (alive,) = pair.a.of(IkeSaAlive)
+    assert alive.ike_id == ike_id and alive.name == "home"
+    assert alive.rtt == pytest.approx(4.0)  # from the check, not from the last send
+    assert not pair.b.of(IkeSaAlive)  # the peer answered; it asked nothing
+    consistent(pair, children=1)
+
+
+def test_check_liveness_waits_for_the_exchange_in_flight_and_is_not_doubled() -> None:
+    from ikev2.core.events import IkeSaAlive
+
+    pair, ike_id = _up()
+    (child_id,) = pair.a.engine.by_id[ike_id].children
+    pair.a.engine.rekey_child(ike_id, child_id, pair.now)  # CREATE_CHILD_SA outstanding
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.a.engine.check_liveness(ike_id, pair.now)  # the queued check answers both
+    assert not _requests(pair, "a", ExchangeType.INFORMATIONAL)  # window size 1 (§2.3)
+    pair.collect()
+    assert not _requests(pair, "a", ExchangeType.INFORMATIONAL)
+    pair.deliver_all()
+    assert len(pair.a.of(IkeSaAlive)) == 1 and pair.a.of(ChildSaRekeyed)
+    # one probe, plus the INFORMATIONAL deleting the old CHILD_SA
+    assert len(_requests(pair, "a", ExchangeType.INFORMATIONAL)) == 2
+    pair.a.engine.check_liveness(ike_id, pair.now)  # answered: the next one is sent
+    pair.deliver_all()
+    assert len(pair.a.of(IkeSaAlive)) == 2
+
+
+def test_check_liveness_unanswered_deletes_and_dpd_stays_quiet() -> None:
+    from ikev2.core.events import IkeSaAlive
+
+    rt = RetransmitConfig(timeout=1.0, base=2.0, tries=2, max_interval=4.0)
+    pair, ike_id = _up(dpd_delay=5.0, retransmit=rt)
+    pair.advance(12)  # DPD probes, answered: no IkeSaAlive (only asked-for checks report)
+    assert len(_requests(pair, "a", ExchangeType.INFORMATIONAL)) >= 2
+    assert not pair.a.of(IkeSaAlive)
+    pair.filter = lambda d, s: [] if s == "b" else [d]
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.advance(10)
+    (gone,) = pair.a.of(IkeSaDeleted)
+    assert gone.ike_id == ike_id and "not responding (INFORMATIONAL" in gone.reason
+    assert not pair.a.of(IkeSaAlive)
+    with pytest.raises(KeyError):
+        pair.a.engine.check_liveness(ike_id, pair.now)
+
+
+def test_check_liveness_needs_a_live_ike_sa() -> None:
+    pair, ike_id = _up()
+    pair.a.engine.terminate(ike_id, pair.now)  # DELETING until the peer answers
+    with pytest.raises(ValueError, match="DELETING"):
+        pair.a.engine.check_liveness(ike_id, pair.now)
+
+
 # -- cookies, limits, window ----------------------------------------------------------------
 def test_7296_46_cookie_secret_rotates_and_previous_still_verifies() -> None:
     pair = Pair(engine_config=EngineConfig(cookie_threshold=0, cookie_rotation=10.0))
@@ -583,14 +657,22 @@ def test_4877_update_addresses_moves_ike_and_child_sas() -> None:
 
 
 def test_update_addresses_kernel_refusal_moves_nothing() -> None:
+    from ikev2.core.events import IkeSaUpdated, IkeSaUpdateFailed
     from ikev2.errors import KernelError
 
     pair, ike_id = _up()
     pair.a.kernel.fail_migrate = "no migrate here"
     before = pair.a.engine.ike_sa(ike_id)
+    assert before is not None
     with pytest.raises(KernelError):
         pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:2::1", mode="kbit")
     assert pair.a.engine.ike_sa(ike_id) == before
+    (failed,) = pair.a.of(IkeSaUpdateFailed)  # the event stream hears of it too
+    assert failed.ike_id == ike_id and failed.notify is None
+    assert failed.local == ("2001:db8:2::1", before.local[1]) and failed.remote == before.remote
+    assert "kernel refused" in failed.reason and "no migrate here" in failed.reason
+    assert f"stays at {before.local[0]}-{before.remote[0]}" in failed.reason
+    assert not pair.a.of(IkeSaUpdated)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

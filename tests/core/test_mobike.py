@@ -10,7 +10,7 @@ import pytest
 
 from ikev2.config.model import ChildConfig, Mode
 from ikev2.core import mobike
-from ikev2.core.events import Datagram, IkeSaUpdated
+from ikev2.core.events import Datagram, IkeSaUpdated, IkeSaUpdateFailed
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId
 from ikev2.protocol.header import parse_header
 from ikev2.protocol.payloads import Notify
@@ -144,6 +144,25 @@ def test_4555_12_unacceptable_address_keeps_the_old_pair() -> None:
     assert pair.a.engine.by_id[ike_id].local[0] == A_ADDR
     assert pair.b.engine.by_id[_b_id(pair)].remote[0] == A_ADDR
     consistent(pair, children=1)
+    # the refusal is reported (the API's handover answers 502 with it), no move is
+    (failed,) = pair.a.of(IkeSaUpdateFailed)
+    assert failed.ike_id == ike_id and failed.notify == "UNACCEPTABLE_ADDRESSES"
+    assert failed.local == (NEW, 4500) and failed.remote == (B_ADDR, 4500)
+    assert "refused UPDATE_SA_ADDRESSES" in failed.reason
+    assert f"stays at {A_ADDR}[4500]-{B_ADDR}[4500]" in failed.reason
+    assert not pair.a.of(IkeSaUpdated) and not pair.b.of(IkeSaUpdateFailed)
+
+
+def test_4555_refused_update_does_not_leave_a_folded_update_behind() -> None:
+    pair, ike_id = _up(b_conn=mirror(make_conn()))
+    sa = pair.a.engine.by_id[ike_id]
+    pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+    pair.a.engine.update_addresses(ike_id, pair.now, local="2001:db8:3::1")  # folded in
+    assert sa.update_again
+    pair.deliver_all()
+    assert not sa.update_again and sa.local[0] == A_ADDR
+    assert len(_infos(pair, "a")) == 1  # no second UPDATE after the refusal
+    assert len(pair.a.of(IkeSaUpdateFailed)) == 1
 
 
 def _wide_b():

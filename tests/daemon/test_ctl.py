@@ -193,3 +193,24 @@ def test_rekey_event_lines() -> None:
         "CHILD_SA net{2} rekeyed to net{3} SPIs c1234567_i c7654321_o"
     )
     assert format_event(object())[1].startswith("event <object")
+
+
+def test_update_failed_and_alive_event_lines() -> None:
+    """The two events of the API's handover refusal and liveness check, in the log and in
+    `ikev2ctl watch`."""
+    from api.commands import _event_line
+    from api.eventstream import event_body
+    from ikev2.core.events import IkeSaAlive, IkeSaUpdateFailed
+
+    failed = IkeSaUpdateFailed(7, "home", ("192.0.2.9", 4500), ("192.0.2.2", 4500),
+                               "the peer refused", "UNACCEPTABLE_ADDRESSES")
+    alive = IkeSaAlive(7, "home", 0.0123)
+    assert format_event(failed) == (logging.INFO, "IKE_SA home[7] not moved to "
+                                    "192.0.2.9[4500]-192.0.2.2[4500]: the peer refused")
+    assert format_event(alive) == (logging.INFO, "IKE_SA home[7] alive: the peer answered "
+                                   "the liveness check in 12.3 ms")
+    lines = [_event_line({"type": t, "time": 0, **event_body(e, lambda x: x)})
+             for t, e in (("ike-update-failed", failed), ("ike-alive", alive))]
+    assert lines[0].endswith("ike-update-failed home[7]: the peer refused "
+                             "(UNACCEPTABLE_ADDRESSES)"), lines
+    assert lines[1].endswith("ike-alive    home[7] answered in 12.3 ms"), lines

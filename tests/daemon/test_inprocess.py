@@ -264,3 +264,47 @@ def test_close_twice_is_harmless(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert json.loads((tmp_path / "s.json").read_text())["running"] is False
+
+
+def test_initiate_from_a_local_address_is_checked_against_sockets_and_host() -> None:
+    """initiate_sa(local=...): a wildcard socket sends from any address this host has
+    (IP_PKTINFO); one it lacks, one of the other family and a non-address are refused with
+    what to change, and nothing is initiated (no socket at all: tests/api)."""
+    from ikev2.errors import UnusableAddress
+    from tests.daemon.helpers import free_ports
+
+    ports = free_ports(("0.0.0.0", "127.0.0.2"), 4)
+    a = Side("127.0.0.1", ports[0], ports[1], "user@example.org", "198.51.100.1/32")
+    b = Side("127.0.0.2", ports[2], ports[3], "gw.example.org", "203.0.113.1/32")
+
+    async def scenario() -> None:
+        r = make_daemon(render(b, a, initiate=False, mobike=False), "responder.toml")
+        r.start()
+        text = render(a, b, initiate=False, mobike=False).replace(
+            'listen = ["127.0.0.1"]', 'listen = ["0.0.0.0"]', 1).replace(
+            'local_addrs = ["127.0.0.1"]', 'local_addrs = ["%any"]', 1)
+        i = make_daemon(text, "initiator.toml")
+        try:
+            i.start()
+            for local, words in (
+                ("192.0.2.55", "192.0.2.55 is not an address of this host (cannot assign "
+                               "requested address); configure it on an interface first"),
+                ("::1", "::1 is IPv6 but connection 'pair' initiates to 127.0.0.2"),
+                ("127.0.0.one", "'127.0.0.one' is not an IP address"),
+            ):
+                with pytest.raises(UnusableAddress) as err:
+                    i.initiate_sa("pair", local=local)
+                assert words in str(err.value), err.value
+            assert i.engine.ike_sas() == [] and not i.initiated_at
+            with pytest.raises(KeyError):  # an unknown connection stays the engine's error
+                i.initiate_sa("nope", local="127.0.0.1")
+            ike_id = i.initiate_sa("pair", local="127.0.0.1")
+            await until(lambda: both_up(i, r), "IKE SA + CHILD_SA from 127.0.0.1")
+            sa = i.engine.ike_sa(ike_id)
+            assert sa is not None and sa.local == ("127.0.0.1", a.ike_port)
+            assert sa.children[0].local == "127.0.0.1"
+        finally:
+            i.close()
+            r.close()
+
+    asyncio.run(scenario())

@@ -348,7 +348,8 @@ async def pair(tmp_path: Path, *, supports_k: bool = True, **mn_kw: Any
                hoa=HOA, ha=HA)
     mn_api.add(name="mn1", local=V4_COA1, remote=V4_HA, remote_id="ha.example.org",
                hoa=HOA, ha=HA)
-    mn_api.connections["mn1"] = {"local": V4_COA2, "remote": V4_HA,
+    # "local": where ikev2d's routing lookup would start a new IKE SA (the old link)
+    mn_api.connections["mn1"] = {"local": V4_COA1, "remote": V4_HA,
                                  "remote_id": "ha.example.org", "hoa": HOA, "ha": HA}
     ha = HomeAgent(ha_cfg(listen=V4_HA, port=0, allow_loopback_coa=True,
                           supports_k=supports_k, status_file=str(tmp_path / "ha.json"),
@@ -410,7 +411,8 @@ def test_mn_and_ha_move_with_k(tmp_path: Path) -> None:
 
 def test_mn_without_k_re_establishes(tmp_path: Path) -> None:
     """The HA does not do K: the BA has no K, the HA deletes the IKE SA at the old CoA and
-    the MN re-establishes it from the new CoA (4877-08/12)."""
+    the MN re-establishes it from the new CoA (4877-08/12), asking ikev2d for that source
+    address rather than the routed one."""
 
     async def main() -> None:
         mn, ha, mn_api, ha_api, addrs = await pair(tmp_path, supports_k=False)
@@ -418,10 +420,54 @@ def test_mn_without_k_re_establishes(tmp_path: Path) -> None:
             assert not mn.k_agreed
             addrs.set(V4_COA2)
             await until(lambda: "initiate" in mn_api.call_names(), "the new IKE SA")
+            assert ("initiate", {"name": "mn1", "local": V4_COA2}) in mn_api.calls
             assert ("terminate", {"ike_id": 1}) in mn_api.calls
             assert mn.ike is not None and mn.ike["local-host"] == V4_COA2
             assert ("terminate", {"ike_id": 1}) in ha_api.calls
             assert "handover" not in mn_api.call_names() + ha_api.call_names()
+        finally:
+            await mn.close()
+            await ha.close()
+
+    run(main())
+
+
+def test_mn_refused_mobike_update_falls_back_to_k(tmp_path: Path) -> None:
+    """prefer_mobike, but the HA refuses the UPDATE_SA_ADDRESSES (ikev2d's handover answers
+    502 handover-refused instead of a 202 that looked like a move under way): the BU then
+    carries K and the IKE SA follows by the K bit."""
+    from api.client import ApiClientError
+
+    async def main() -> None:
+        mn, ha, mn_api, ha_api, addrs = await pair(tmp_path, prefer_mobike=True)
+        mn_api.sas[1]["mobike"] = True
+        kbit = mn_api.handover
+
+        async def refuse_mobike(ike_id: int, *, local: str | None = None,
+                                remote: str | None = None, mode: str = "auto") -> Any:
+            if mode != "mobike":
+                return await kbit(ike_id, local=local, remote=remote, mode=mode)
+            mn_api.calls.append(("handover", {"ike_id": ike_id, "local": local,
+                                              "mode": mode}))
+            raise ApiClientError(502, "IKE SA 1 not moved: the peer refused "
+                                 "UPDATE_SA_ADDRESSES", {"notify": "UNACCEPTABLE_ADDRESSES"})
+
+        mn_api.handover = refuse_mobike  # type: ignore[method-assign]
+        try:
+            addrs.set(V4_COA2)
+            await until(lambda: mn.coa == V4_COA2 and mn.state == "registered"
+                        and mn_api.sas[1]["local-host"] == V4_COA2, "the move by K")
+            assert mn.k_agreed and ha_api.sas[1]["remote-host"] == V4_COA2
+            modes = [c[1]["mode"] for c in mn_api.calls if c[0] == "handover"]
+            assert modes == ["mobike", "kbit"]
+            ev = [json.loads(line) for line in (tmp_path / "mn.events").read_text()
+                  .splitlines()]
+            names = [e["event"] for e in ev]
+            last = len(names) - 1 - names[::-1].index("coa-change")
+            assert names[last:] == ["coa-change", "ike-move-failed", "bu-sent", "ba",
+                                    "ike-moved"], names
+            assert ev[last + 1]["mode"] == "mobike" and "refused" in ev[last + 1]["error"]
+            assert ev[last + 2]["k"] is True
         finally:
             await mn.close()
             await ha.close()

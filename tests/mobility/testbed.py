@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from api.client import ApiClient
-from ikev2.daemon.statefile import read_state
 from mobility.layout import MobilityConfig, Role, connection_toml, home_agent_toml
 from mobility.mh import BindingAck, BindingUpdate
 from mobility.status import read_events, read_status
@@ -283,21 +282,13 @@ class Testbed:
 
     def children(self, api: ApiClient) -> dict[str, dict[str, Any]]:
         """The INSTALLED CHILD_SAs of the mn1 IKE SA by name, from the API's detail view,
-        with their outer addresses (`outer`)."""
-        ike = self.ike(api)
-        side = "mn" if api is self.mn_api else "ha"
-        state = {c.child_id: c for sa in read_state(self.work / f"{side}-state.json")[1]
-                 for c in sa.children}
+        with their outer addresses (`outer`: its local-host, remote-host)."""
         out = {}
-        for c in ike["child-sas"]:
+        for c in self.ike(api)["child-sas"]:
             if c["state"] != "INSTALLED":
                 continue
             view = api.child_sa(c["uniqueid"])
-            if "local-host" in view and "remote-host" in view:
-                view["outer"] = (view["local-host"], view["remote-host"])
-            else:  # not in the API's CHILD_SA view (yet): the state file has them
-                info = state.get(c["uniqueid"])
-                view["outer"] = (info.local, info.remote) if info else None
+            view["outer"] = (view["local-host"], view["remote-host"])
             out[c["name"]] = view
         return out
 
