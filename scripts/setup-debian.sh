@@ -103,11 +103,15 @@ stamp_dir=$REPO/.out
 stamp=$stamp_dir/setup-debian.stamp
 want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1) $PY"
 installed_here() {
-    "$PY" - "$REPO" <<'EOF' 2>/dev/null
+    # run from / so that the checkout is not on sys.path: the install itself must find it
+    (cd / && "$PY" - "$REPO" <<'EOF' 2>/dev/null
 import os, sys
-import ikev2, pytest, ruff  # noqa: F401  (the [test] extra)
-sys.exit(0 if os.path.realpath(ikev2.__file__).startswith(os.path.realpath(sys.argv[1])) else 1)
+import api, certs, ikev2, mobility, pytest, ruff  # noqa: F401  (the [test] extra)
+here = os.path.realpath(sys.argv[1])
+sys.exit(0 if all(os.path.realpath(m.__file__).startswith(here)
+                  for m in (api, certs, ikev2, mobility)) else 1)
 EOF
+)
 }
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] && installed_here; then
     log "ikev2d already installed (editable) into $PY"
