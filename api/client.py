@@ -6,6 +6,7 @@
     client.handover(3, local="2001:db8:2::10")                    # a CoA change
     client.initiate("home", local="2001:db8:2::10")               # from that address
     client.liveness(3, timeout=5)                                 # 504 if no answer
+    client.child_keys(5)                        # UNIX socket + api.child_sa_keys only
 
 `ApiClient` is synchronous (stdlib http.client); `AsyncApiClient` does the same over
 aiohttp for code already in an event loop (the mobility daemon). Errors raise
@@ -18,7 +19,7 @@ import http.client
 import json
 import socket
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:7296"
@@ -66,6 +67,19 @@ def _error(status: int, text: str) -> ApiClientError:
     if isinstance(problem, dict) and "detail" in problem:
         return ApiClientError(status, str(problem["detail"]), problem)
     return ApiClientError(status, f"HTTP {status}: {text[:200]}")
+
+
+def _sse_line(raw: bytes, data: list[str]) -> dict[str, Any] | None:
+    """One line of a Server-Sent Events stream: `data:` lines gather in `data`; the empty
+    line that ends an event gives its JSON body (and empties `data`)."""
+    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    if line.startswith("data:"):
+        data.append(line[5:].lstrip())
+    elif not line and data:
+        body: dict[str, Any] = json.loads("\n".join(data))
+        data.clear()
+        return body
+    return None
 
 
 class _Paths:
@@ -196,6 +210,11 @@ class ApiClient:
     def child_sa(self, child_id: int) -> dict[str, Any]:
         return self.request("GET", f"/child-sas/{child_id}")  # type: ignore[no-any-return]
 
+    def child_keys(self, child_id: int) -> dict[str, Any]:
+        """SPIs, algorithms and keys of a CHILD_SA (secrets; UNIX socket only, 403 unless
+        the daemon has api.child_sa_keys or api.key_export)."""
+        return self.request("GET", f"/child-sas/{child_id}/keys")  # type: ignore[no-any-return]
+
     def terminate_child(self, child_id: int, *, wait: bool = True,
                         timeout: float = 10.0) -> dict[str, Any]:
         return self.request("DELETE", f"/child-sas/{child_id}" + _Paths.command(wait, timeout),
@@ -259,13 +278,9 @@ class ApiClient:
                 conn.sock.settimeout(None)  # events may be far apart
             data: list[str] = []
             for raw in resp:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line:
-                    if data:
-                        yield json.loads("\n".join(data))
-                        data = []
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip())
+                event = _sse_line(raw, data)
+                if event is not None:
+                    yield event
         finally:
             conn.close()
 
@@ -338,6 +353,36 @@ class AsyncApiClient:
 
     async def lookup(self, **query: Any) -> list[dict[str, Any]]:
         return await self.request("GET", "/child-sas/lookup" + _query(query))  # type: ignore
+
+    async def child_keys(self, child_id: int) -> dict[str, Any]:
+        return await self.request("GET", f"/child-sas/{child_id}/keys")  # type: ignore
+
+    async def rekey_child(self, child_id: int, *, wait: bool = True,
+                          timeout: float = 10.0) -> dict[str, Any]:
+        return await self.request(  # type: ignore[no-any-return]
+            "POST", f"/child-sas/{child_id}/rekey" + _Paths.command(wait, timeout), None,
+            timeout + 5)
+
+    async def events(self, types: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Yield events (their JSON bodies) as they come, until the stream ends; raises
+        ApiClientError when it cannot be opened or breaks."""
+        import aiohttp
+
+        session = await self._get_session()
+        base = "http://localhost" if self.unix_socket else self.url
+        q = _query({"types": ",".join(types) if types else None})
+        try:
+            async with session.get(base + "/events" + q,
+                                   timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                if resp.status >= 400:
+                    raise _error(resp.status, await resp.text())
+                data: list[str] = []
+                async for raw in resp.content:
+                    event = _sse_line(raw, data)
+                    if event is not None:
+                        yield event
+        except aiohttp.ClientError as exc:
+            raise ApiClientError(0, f"the ikev2d event stream broke: {exc}") from None
 
     async def close(self) -> None:
         if self._session is not None:

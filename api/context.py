@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +27,8 @@ class ApiContext:
     metrics: Metrics
     to_unix: ToUnix
     started: float  # UNIX time the API started
+    # CHILD_SA id -> how often GET /child-sas/{id}/keys answered (api.keyexport)
+    key_handouts: dict[int, int] = field(default_factory=dict)
 
     async def wait_for(
         self, start: Callable[[], Any], matches: Callable[[Any, ApiEvent], bool],

@@ -6,7 +6,10 @@ once it does, only this module changes.
   sees SAs and state changes that raise no event (half-open SAs, REKEYING, DELETING).
   Wanted: `Engine.ike_states() -> dict[int, str]` (or a change counter per SA).
 - `child_spec`: the kernel spec of one CHILD_SA, for `kernel.child_stats(spec)` (bytes and
-  packets) and for its ESP keys (Wireshark export).
+  packets) and for its ESP keys (Wireshark export, `GET /child-sas/{id}/keys`).
+- `child_outbound`: whether a CHILD_SA's outbound SA carries traffic yet (a rekey
+  responder's new SA waits for the old one's delete, 7296-64).
+  Wanted: the flag in `ChildSaInfo`.
   Wanted: `Engine.child_stats(ike_id, child_id) -> ChildSaStats` and
   `Engine.child_keys(ike_id, child_id) -> ChildSaSpec` (or a keys-only snapshot).
 - `ike_keys`: SK_ei/SK_er/SK_ai/SK_ar of an IKE SA. The core does not keep them today
@@ -51,6 +54,12 @@ def child_spec(engine: Any, ike_id: int, child_id: int) -> ChildSaSpec | None:
         return None
     child = sa.children.get(child_id)
     return child.spec if child is not None else None
+
+
+def child_outbound(engine: Any, ike_id: int, child_id: int) -> bool:
+    sa = engine.by_id.get(ike_id)
+    child = sa.children.get(child_id) if sa is not None else None
+    return bool(child is not None and child.outbound)
 
 
 def child_stats(engine: Any, ike_id: int, child_id: int) -> ChildSaStats | None:

@@ -1,10 +1,14 @@
-"""Wireshark key files: `esp_sa` (ESP SAs, "ESP SAs" table of the ESP dissector) and
-`ikev2_decryption_table` (IKE SAs, ISAKMP protocol preferences). Both are UAT files: one
-line per entry, comma-separated quoted fields, in the order the dissectors' tables show
-(checked against Wireshark 4.0). Copy them into a Wireshark profile directory, or pass
-`-o "uat:esp_sa:..."` lines to tshark.
+"""Secrets leave the daemon here, in two forms:
 
-Secrets leave the daemon here: the API serves this only with `api.key_export = true`.
+- Wireshark key files: `esp_sa` (ESP SAs, "ESP SAs" table of the ESP dissector) and
+  `ikev2_decryption_table` (IKE SAs, ISAKMP protocol preferences). Both are UAT files: one
+  line per entry, comma-separated quoted fields, in the order the dissectors' tables show
+  (checked against Wireshark 4.0). Copy them into a Wireshark profile directory, or pass
+  `-o "uat:esp_sa:..."` lines to tshark. Served only with `api.key_export = true`.
+- The keys of one CHILD_SA as JSON (`child_keys_body`, `GET /child-sas/{id}/keys`), for a
+  local agent that applies the SA itself (the Mobile IPv6 agents' ESP on the MH-over-UDP
+  path, mobility/protection.py). Served only on the UNIX socket, with
+  `api.child_sa_keys = true` (or `key_export`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from api.core_adapter import IkeKeyMaterial
 from ikev2.kernel.base import ChildSaSpec
@@ -157,3 +162,23 @@ def write_file(directory: str, name: str, text: str) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return str(path)
+
+
+def child_keys_body(spec: ChildSaSpec, view: dict[str, Any], *, local_id: str,
+                    remote_id: str, outbound: bool, handed_out: int) -> dict[str, Any]:
+    """`GET /child-sas/{id}/keys`: the CHILD_SA `view` (api.views.child_view) with its IKE
+    SA's identities, the transform IDs, ESN, replay window, whether its outbound SA is in
+    use yet (7296-64), how often these keys were handed out before, and per direction the
+    SPI and keys (hex; an AEAD key with its salt as derived, RFC 4106 §8.1)."""
+    body = dict(view)
+    body.update({
+        "local-id": local_id, "remote-id": remote_id,
+        "encr-id": spec.encr_id, "encr-keysize": spec.encr_key_bits,
+        "integ-id": spec.integ_id, "esn": spec.esn, "replay-window": spec.replay_window,
+        "outbound": outbound, "handed-out": handed_out,
+        "in": {"spi": f"{spec.spi_in:08x}", "encr-key": spec.encr_key_in.hex(),
+               "integ-key": spec.integ_key_in.hex()},
+        "out": {"spi": f"{spec.spi_out:08x}", "encr-key": spec.encr_key_out.hex(),
+                "integ-key": spec.integ_key_out.hex()},
+    })
+    return body

@@ -170,6 +170,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/child-sas/{child_id}", "getChildSa", "child-sas",
               "One CHILD_SA, read now, with byte/packet counters", sas.get_child_sa,
               (Answer(200, "the CHILD_SA", _ref("ChildSa")),), (CHILD_ID,)),
+    Operation("GET", "/child-sas/{child_id}/keys", "getChildSaKeys", "child-sas",
+              "The SPIs, algorithms and keys of one CHILD_SA, for a local agent applying "
+              "it itself (UNIX socket only; needs api.child_sa_keys or api.key_export)",
+              sas.child_keys, (Answer(200, "the CHILD_SA with its keys", _ref("ChildSaKeys")),
+                               Answer(403, "off (api.child_sa_keys), or asked over TCP",
+                                      _ref("Problem"), CONTENT_TYPE)),
+              (CHILD_ID,)),
     Operation("DELETE", "/child-sas/{child_id}", "terminateChildSa", "child-sas",
               "Delete the CHILD_SA", sas.terminate_child_sa, (OUTCOME, PENDING),
               (CHILD_ID, WAIT, TIMEOUT)),

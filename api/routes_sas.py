@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api import core_adapter
+from api import core_adapter, keyexport
+from api.auth import over_unix_socket
 from api.context import ApiContext, Call, json_response
 from api.eventstream import ApiEvent, rtt_ms
 from api.problems import ApiError, not_found
@@ -250,6 +251,35 @@ def _child_or_404(ctx: ApiContext, child_id: int) -> tuple[IkeSaInfo, ChildSaInf
 async def get_child_sa(ctx: ApiContext, call: Call) -> web.Response:
     ike, child = _child_or_404(ctx, call.path["child_id"])
     return json_response(_child_with_stats(ctx, ike.ike_id, child))
+
+
+async def child_keys(ctx: ApiContext, call: Call) -> web.Response:
+    """The keys of one CHILD_SA, for a local agent that applies it itself (docs/api.md
+    "CHILD_SA keys"): on the UNIX socket only, with api.child_sa_keys (or key_export)."""
+    if not (ctx.config.child_sa_keys or ctx.config.key_export):
+        raise ApiError(403, "child-sa-keys-off", "handing out CHILD_SA keys is off; set "
+                       "api.child_sa_keys = true (with api.unix_socket) in the daemon's "
+                       "configuration")
+    if not over_unix_socket(call.request):
+        raise ApiError(403, "unix-socket-only", "CHILD_SA keys are served on the API's UNIX "
+                       "socket only (api.unix_socket), never over TCP")
+    child_id = call.path["child_id"]
+    ike, child = _child_or_404(ctx, child_id)
+    engine = ctx.daemon.engine
+    spec = core_adapter.child_spec(engine, ike.ike_id, child_id)
+    if spec is None:
+        raise ApiError(409, "wrong-state", f"CHILD_SA {child_id} has no keys (state "
+                       f"{child.state})")
+    handed_out = ctx.key_handouts.get(child_id, 0)
+    ctx.key_handouts[child_id] = handed_out + 1
+    body = keyexport.child_keys_body(
+        spec, child_view(child, ike.ike_id, ctx.to_unix), local_id=ike.local_id,
+        remote_id=ike.remote_id, outbound=core_adapter.child_outbound(engine, ike.ike_id,
+                                                                      child_id),
+        handed_out=handed_out)
+    resp = json_response(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 async def terminate_child_sa(ctx: ApiContext, call: Call) -> web.Response:

@@ -53,6 +53,28 @@ CHILD_SA: dict[str, Any] = {
     },
 }
 
+_HEX = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
+_KEYS = {"type": "object", "required": ["spi", "encr-key", "integ-key"],
+         "properties": {"spi": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+                        "encr-key": _HEX, "integ-key": _HEX}}
+CHILD_SA_KEYS: dict[str, Any] = {
+    "type": "object",
+    "description": "A CHILD_SA (as ChildSa, without counters) with its IKE SA's identities, "
+                   "the transform IDs (IANA), ESN, the replay window, whether its outbound "
+                   "SA is in use yet (a rekey responder's waits for the old SA's delete), "
+                   "how often these keys were handed out before, and per direction the SPI "
+                   "and the keys in hex (an AEAD key ends with its salt). Secrets.",
+    "required": [*CHILD_SA["required"], "local-id", "remote-id", "encr-id", "integ-id",
+                 "esn", "replay-window", "outbound", "handed-out", "in", "out"],
+    "properties": {
+        **{k: v for k, v in CHILD_SA["properties"].items() if not k.startswith(("bytes",
+                                                                               "packets"))},
+        "local-id": _STR, "remote-id": _STR, "encr-id": _INT, "integ-id": _INT,
+        "replay-window": _INT, "outbound": _BOOL, "handed-out": _INT, "in": _KEYS,
+        "out": _KEYS,
+    },
+}
+
 IKE_SA: dict[str, Any] = {
     "type": "object",
     "description": "An IKE SA (strongSwan VICI list-sas names; times are UNIX times).",
@@ -232,7 +254,8 @@ UNLOADED: dict[str, Any] = {
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {
-    "IkeSa": IKE_SA, "ChildSa": CHILD_SA, "Problem": PROBLEM, "Connection": CONNECTION,
+    "IkeSa": IKE_SA, "ChildSa": CHILD_SA, "ChildSaKeys": CHILD_SA_KEYS, "Problem": PROBLEM,
+    "Connection": CONNECTION,
     "ConnectionBody": CONNECTION_BODY, "Outcome": OUTCOME, "InitiateBody": INITIATE_BODY,
     "Liveness": LIVENESS, "HandoverBody": HANDOVER_BODY,
     "Handover": HANDOVER, "KeyExportBody": KEY_EXPORT_BODY, "KeyExport": KEY_EXPORT,

@@ -24,6 +24,7 @@ from api.schemas import COMPONENTS
 from api.snapshots import SaSnapshots
 from api.validation import check, coerce
 from api.views import unix_converter
+from ikev2.core.events import ChildSaDeleted
 from ikev2.daemon.settings import ApiConfig
 
 log = logging.getLogger("ikev2d.api")
@@ -104,6 +105,8 @@ class ApiServer:
         ctx = self.ctx
         assert ctx is not None
         ctx.snapshots.on_event(event)
+        if isinstance(event, ChildSaDeleted):
+            ctx.key_handouts.pop(event.child_id, None)
         type_ = EVENT_TYPES.get(type(event))
         if type_ is not None:
             ctx.metrics.on_event(type_, event)

@@ -14,11 +14,11 @@ Target: (c) <= 10 ms.
 
 Setup: tests/mobility/testbed.py — two namespaces joined by two veth pairs, ikev2d in each
 (memory kernel, REST API on a UNIX socket, log level warning) and an `ikev2-mip6` agent in
-each (separate processes, log level info), MH over UDP on port 4191, K bit, the agents'
-default `ike_move = "after-ba"`. A move is break-before-make: the old CoA is removed (not
-timed: the MN then has no CoA), then t0 is taken just before this process adds the new CoA
-(`nodad`) over its own rtnetlink socket in the MN's namespace; the kernel has applied it
-when the ACK comes back.
+each (separate processes, log level info), MH over UDP on port 4191 ESP-protected with
+the BU/BA SA, K bit, the agents' default `ike_move = "after-ba"`. A move is
+break-before-make: the old CoA is removed (not timed: the MN then has no CoA), then t0 is
+taken just before this process adds the new CoA (`nodad`) over its own rtnetlink socket in
+the MN's namespace; the kernel has applied it when the ACK comes back.
 
 The end points are taken by the agents themselves (their `events_file`, CLOCK_MONOTONIC,
 the same clock in every process of the host): (a) the MN agent's `ike-moved` (its REST
@@ -26,9 +26,10 @@ the same clock in every process of the host): (a) the MN agent's `ike-moved` (it
 the HA agent's `ike-moved` (its REST handover answered, i.e. ikev2d has moved the IKE SA
 and its CHILD_SAs in the kernel backend). In the K-bit order (4877-15) the HA moves
 before it sends the BA and the MN after it receives it, so c < b < a. What (c) includes:
-the netlink notification to the MN agent, choosing the CoA, rebinding the BU socket, the
-BU over veth, the HA agent's two REST lookups (IKE SA at the source; the HoA owner's IKE
-SAs) and the REST handover.
+the netlink notification to the MN agent, choosing the CoA, rebinding the BU socket, ESP
+on the BU (the BU/BA SA, keys fetched from the MN's ikev2d before the first move), the BU
+over veth, ESP verification on the HA, the HA agent's two concurrent REST lookups (the
+BU/BA CHILD_SA still protecting the HoA; the identity's IKE SAs) and the REST handover.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ docs/mobility.md "Agents" has a commented example of each; the keys:
     prefer_prefixes = ["2001:db8:b::/64"]
     exclude_interfaces = []            # never a CoA from these
     ike_wait = 30                      # seconds to wait for the IKE SA before the 1st BU
+    protect = true                     # ESP on BUs with the BU/BA SA once it exists
     status_file = "/run/ikev2d/mip6-mn.json"
     events_file = ""                   # JSON lines with monotonic times (benches)
     [mobile_node.retransmit]           # RFC 6275 §11.8 / §12 / §13
@@ -38,6 +39,7 @@ docs/mobility.md "Agents" has a commented example of each; the keys:
     max_lifetime = 3600
     supports_k = true
     drop_without_k = true              # RFC 6275 §10.3.1: drop IKE SAs to the old CoA
+    require_esp = true                 # drop BUs without ESP (the BU/BA SA, 4877-01)
     allow_loopback_coa = false
     allow_ipv4_coa = true
     status_file = "/run/ikev2d/bindings.json"
@@ -229,6 +231,7 @@ class MnAgentConfig:
     prefer_prefixes: tuple[str, ...] = ()
     exclude_interfaces: tuple[str, ...] = ()
     ike_wait: float = 30.0
+    protect: bool = True  # ESP with the BU/BA SA (mobility/protection.py) when it exists
     status_file: str | None = DEFAULT_MN_STATUS
     events_file: str | None = None
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
@@ -280,6 +283,7 @@ class HaAgentConfig:
     drop_without_k: bool = True
     allow_loopback_coa: bool = False
     allow_ipv4_coa: bool = True
+    require_esp: bool = True  # unprotected BUs are dropped (4877-01; RFC 4301 §5.2)
     ike_address: str | None = None  # where IKE listens when not `address` (DSMIPv6)
     status_file: str | None = DEFAULT_HA_STATUS
     events_file: str | None = None
@@ -395,6 +399,7 @@ def _mobile_node(t: _Table, root: _Table) -> MnAgentConfig:
                               t.texts("prefer_prefixes")),
         exclude_interfaces=t.texts("exclude_interfaces"),
         ike_wait=t.number("ike_wait", 30.0),
+        protect=t.flag("protect", True),
         status_file=_opt(t.text("status_file", DEFAULT_MN_STATUS)),
         events_file=_opt(t.text("events_file")),
         retransmit=retransmit,
@@ -437,6 +442,7 @@ def _home_agent(t: _Table, root: _Table) -> HaAgentConfig:
         drop_without_k=t.flag("drop_without_k", True),
         allow_loopback_coa=t.flag("allow_loopback_coa", False),
         allow_ipv4_coa=t.flag("allow_ipv4_coa", True),
+        require_esp=t.flag("require_esp", True),
         ike_address=_ip(ike, f"{w}.ike_address") if ike else None,
         status_file=_opt(t.text("status_file", DEFAULT_HA_STATUS)),
         events_file=_opt(t.text("events_file")),

@@ -115,3 +115,85 @@ class BindingAckTimeout(TransportError):
     def __init__(self, message: str, *, sent: int) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+# --- ESP (mobility/esp.py, mobility/protection.py) -------------------------------------------
+class EspError(MobilityError):
+    """An ESP packet (RFC 4303) that is dropped: silently on the wire, logged and counted
+    under `reason` (the agents' status files). Raising it changes no SA state."""
+
+    reason = "esp"
+
+
+class EspTruncated(EspError):
+    """Shorter than SPI | sequence number | IV | the smallest ciphertext | ICV."""
+
+    reason = "truncated"
+
+
+class EspUnknownSpi(EspError):
+    """No BU/BA SA of this agent has that SPI (RFC 4303 §3.4.2: discard)."""
+
+    reason = "unknown-spi"
+
+
+class EspIntegrityError(EspError):
+    """The ICV (or AEAD tag) does not verify (RFC 4303 §3.4.4: discard)."""
+
+    reason = "icv"
+
+
+class EspReplay(EspError):
+    """Sequence number 0, left of the anti-replay window, or seen before (RFC 4303
+    §3.4.3)."""
+
+    reason = "replay"
+
+
+class EspPaddingError(EspError):
+    """Pad Length beyond the plaintext, or padding other than 1, 2, 3, ... (RFC 4303
+    §2.4)."""
+
+    reason = "padding"
+
+
+class EspPolicyError(EspError):
+    """The packet verified, but its SA may not carry it: not the BU/BA SA of that home
+    address, or gone from ikev2d (RFC 4301 §5.2: the inbound selector check)."""
+
+    reason = "policy"
+
+
+class EspMissing(EspError):
+    """A BU (or BA) without ESP where ESP is required: the HA's `require_esp`, or a BA
+    answering a protected BU (RFC 4301 §5.2: discard)."""
+
+    reason = "unprotected"
+
+
+class EspInherited(EspError):
+    """The SA's keys were handed out before this process fetched them (an agent restart):
+    its sequence numbers and replay window are unknown here, so it is rekeyed before use
+    (mobility/protection.py)."""
+
+    reason = "inherited"
+
+
+class EspNoKeys(EspError):
+    """The BU/BA SA's keys cannot be had from ikev2d (api.child_sa_keys off, the API down,
+    an answer this agent cannot use)."""
+
+    reason = "no-keys"
+
+
+class EspSequenceExhausted(EspError):
+    """The sender's counter would cycle: the SA must be rekeyed (RFC 4303 §3.3.3)."""
+
+    reason = "seq-exhausted"
+
+
+class EspUnsupported(EspError, ValueError):
+    """Algorithms or keys this ESP implementation cannot use (or ESP without integrity,
+    which cannot protect BU/BA: 4877-01)."""
+
+    reason = "unsupported"

@@ -3,15 +3,20 @@ IKE SA through the local ikev2d's REST API → Binding Acknowledgement.
 
     ikev2-mip6 ha --config ha.toml        (mobility/cli.py; docs/mobility.md "Agents")
 
-Per BU (REQUIREMENTS 4877-05/11/14/15/16/25, RFC 6275 §10.3.1):
+Per BU (REQUIREMENTS 4877-01/05/11/14/15/16/25, RFC 6275 §10.3.1):
 
-1. **Who sent it.** On this path BUs are not ESP-protected (mobility/transport.py), so
-   the identity is taken from the IKE SAs, as the SA that would have protected the BU
-   would give it: an ESTABLISHED IKE SA whose peer is the BU's outer source address
-   (`GET /ike-sas?peer_addr=`) — preferring one of the HoA's owner — else the HoA's
-   owner (authorisation map) provided it has an ESTABLISHED IKE SA holding a CHILD_SA
-   bound to that HoA (`GET /ike-sas?peer_id=`): the HoA-bound BU/BA SA of RFC 4877 §4.3.
-   No such IKE SA: no identity, BA 129 (ADMINISTRATIVELY_PROHIBITED).
+1. **Who sent it.** A BU comes ESP-protected with the BU/BA CHILD_SA of its home address
+   (RFC 5555 §4.1 inside the UDP payload; mobility/protection.py). The transport already
+   checked the SPI, the ICV, the replay window and that the SA's selectors cover the inner
+   source (the HoA); here ikev2d is asked whether that CHILD_SA still protects the HoA
+   (`GET /child-sas/lookup`), the window is advanced, and the identity is the SA's IKE
+   SA's peer (4877-05/16). Anything wrong: dropped without an answer, logged, counted in
+   the status file. Unprotected BUs are dropped (`require_esp`, the default); with
+   `require_esp = false` the identity of an unprotected BU is guessed from the IKE SAs
+   instead: an ESTABLISHED IKE SA whose peer is the BU's outer source address
+   (`GET /ike-sas?peer_addr=`), preferring one of the HoA's owner, else the HoA's owner
+   (authorisation map) provided it has an ESTABLISHED IKE SA holding a CHILD_SA bound to
+   that HoA (`GET /ike-sas?peer_id=`). No such IKE SA: no identity, BA 129.
 2. **The binding cache** (mobility/binding_cache.py) checks H, home prefix (132), HoA
    known (133), identity authorised for the HoA (129), sequence number (135, carrying the
    last accepted number), options, care-of address (174), lifetime (0: deregistration),
@@ -26,8 +31,9 @@ Per BU (REQUIREMENTS 4877-05/11/14/15/16/25, RFC 6275 §10.3.1):
    (RFC 6275 §11.7.3, 4877-12). Without K (BU without K, or K cleared) and a changed
    primary CoA the IKE SAs of the identity still at the old CoA are deleted
    (`drop_without_k`, RFC 6275 §10.3.1).
-4. **The BA** (status, K echo, granted lifetime) goes back to the BU's source; then the
-   status file (`ikev2ctl bindings`) is rewritten.
+4. **The BA** (status, K echo, granted lifetime) goes back to the BU's source, protected
+   by the same CHILD_SA when the BU was; then the status file (`ikev2ctl bindings`) is
+   rewritten.
 
 Bindings expire on their lifetime (a timer on `BindingCache.next_expiry`); when the
 primary CoA changes because its binding expired and K was agreed, the IKE SA follows the
@@ -49,11 +55,13 @@ from typing import Any
 from mobility.agent_config import HaAgentConfig
 from mobility.authorization import identity_key
 from mobility.binding_cache import BindingCache, BuOutcome
+from mobility.errors import EspError
 from mobility.handover import _coa_text, home_agent_decide
 from mobility.ike_api import IkeApi, IkeView, established, holds_home_address
 from mobility.mh import BindingAck
+from mobility.protection import HaProtection, SaBook, Unprotected, cancel
 from mobility.registry import BaFlags, BaStatus
-from mobility.status import EventLog, status_name, write_json_atomic
+from mobility.status import Debounced, EventLog, status_name, write_json_atomic
 from mobility.transport import BindingUpdateServer, ReceivedBu
 
 log = logging.getLogger("ikev2-mip6")
@@ -76,10 +84,17 @@ class HomeAgent:
         self.api = api
         self.clock = clock
         self.cache = BindingCache(cfg.policy(), cfg.authorization())
+        self.book = SaBook(api, ha_address=cfg.address, direction="in", clock=clock)
+        self.protection = HaProtection(
+            self.book, lambda hoa: self.cache.authorization.owner_of(hoa) is not None,
+            require=cfg.require_esp)
+        self._status_soon = Debounced(lambda: self.write_status(running=True))
+        self.book.stats.on_drop = self._status_soon
         self.server: BindingUpdateServer | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.events = EventLog(cfg.events_file)
         self._expiry: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._unix_offset = time.time() - clock()
@@ -93,19 +108,24 @@ class HomeAgent:
             log.warning("listening on %s: BAs leave from whatever source address the route "
                         "to the MN picks; the MN drops those not from %s (listen on it)",
                         listen, self.cfg.address)
-        self.server = await BindingUpdateServer.open((listen, self.cfg.port), self.handle)
+        self.server = await BindingUpdateServer.open((listen, self.cfg.port), self.handle,
+                                                     self.protection)
         host, port = self.server.local
         self._listen = [host, port]
+        self._watch = asyncio.get_running_loop().create_task(self.book.watch())
         log.info("home agent %s: Binding Updates over UDP on [%s]:%d; %d mobile node(s); "
-                 "K bit %s", self.cfg.address, host, port, len(self.cfg.mobile_nodes),
-                 "supported" if self.cfg.supports_k else "not supported")
+                 "K bit %s; ESP %s", self.cfg.address, host, port, len(self.cfg.mobile_nodes),
+                 "supported" if self.cfg.supports_k else "not supported",
+                 "required" if self.cfg.require_esp else "optional (require_esp = false)")
         self.write_status(running=True)
 
     async def close(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+        self._status_soon.cancel()
         for t in list(self._tasks):
             t.cancel()
+        await cancel(self._watch)
         if self.server is not None:
             self.server.close()
         self.write_status(running=False)
@@ -126,12 +146,21 @@ class HomeAgent:
         hoa = str(rx.hoa)
         bu = rx.bu
         self.events("bu-received", hoa=hoa, source=source, seq=bu.seq, k=bu.key_mgmt,
-                    lifetime=bu.lifetime_seconds)
-        try:
-            sender = await self.identify(hoa, source)
-        except Exception as exc:  # the API is down: nobody can be authenticated
-            log.error("cannot ask ikev2d who sent the BU from %s: %s", source, exc)
-            sender = Sender(None, None, f"the IKE daemon's API failed: {exc}")
+                    lifetime=bu.lifetime_seconds, esp=rx.esp is not None)
+        if rx.esp is not None:
+            try:
+                sender = await self.identify_protected(rx.esp)
+            except EspError as exc:  # no answer, no state change
+                if self.server is not None:
+                    self.server.stats.dropped += 1
+                self.book.stats.drop(exc, f"from {source} (BU {hoa} seq {bu.seq})")
+                return None
+        else:
+            try:
+                sender = await self.identify(hoa, source)
+            except Exception as exc:  # the API is down: nobody can be authenticated
+                log.error("cannot ask ikev2d who sent the BU from %s: %s", source, exc)
+                sender = Sender(None, None, f"the IKE daemon's API failed: {exc}")
         outcome = self.cache.process_bu(bu, hoa=hoa, source=source, identity=sender.identity,
                                         now=self.clock())
         reason = outcome.reason
@@ -157,6 +186,22 @@ class HomeAgent:
                     dropped = await self.drop(sender.identity, str(old))
         self._record(rx, source, outcome, ba, reason, moved, dropped)
         return ba if outcome.reply else None
+
+    async def identify_protected(self, via: Unprotected) -> Sender:
+        """Step 1 for an ESP-protected BU: its CHILD_SA must still protect the HoA in
+        ikev2d (asked together with the identity's IKE SAs, which a K-bit move needs);
+        then the window takes its sequence number. The identity is the SA's IKE peer."""
+        identity = via.sa.remote_id
+        checked, sas = await asyncio.gather(
+            self.book.validate(via),
+            self.api.ike_sas(peer_id=identity, state="ESTABLISHED"),
+            return_exceptions=True)
+        if isinstance(checked, BaseException):
+            raise checked
+        self.book.commit(via)
+        return Sender(identity or None, None if isinstance(sas, BaseException)
+                      else established(sas),
+                      f"ESP {via.opened.spi:08x} seq {via.opened.seq}: {via.sa.describe()}")
 
     async def identify(self, hoa: str, source: str) -> Sender:
         """Step 1 of the module docstring. The two lookups run concurrently; an IKE SA at
@@ -243,13 +288,15 @@ class HomeAgent:
             "identity": str(outcome.identity) if outcome.identity else None,
             "primary": str(outcome.primary_after) if outcome.primary_after else None,
             "moved": moved, "dropped": dropped, "answered": outcome.reply,
+            "esp": f"{rx.esp.opened.spi:08x}" if rx.esp is not None else None,
         }
         self.recent.append(entry)
         self.events("ba-sent", **{k: entry[k] for k in ("hoa", "source", "seq", "status",
                                                          "k", "moved")})
         level = logging.INFO if outcome.accepted else logging.WARNING
-        log.log(level, "BU %s seq %d from %s%s: %s (%s)%s", rx.hoa, rx.bu.seq, source,
-                " K" if rx.bu.key_mgmt else "", entry["status_name"], reason,
+        log.log(level, "BU %s seq %d from %s%s%s: %s (%s)%s", rx.hoa, rx.bu.seq, source,
+                " K" if rx.bu.key_mgmt else "", f" ESP {entry['esp']}" if entry["esp"] else
+                " without ESP", entry["status_name"], reason,
                 f"; BA K, lifetime {ba.lifetime_seconds}s" if ba.key_mgmt else
                 f"; BA lifetime {ba.lifetime_seconds}s" if outcome.accepted else "")
         loop = asyncio.get_running_loop()
@@ -308,10 +355,12 @@ class HomeAgent:
             })
         stats = dataclasses.asdict(self.server.stats) if self.server else {}
         listen = self._listen
+        esp = {"require": self.cfg.require_esp, **self.book.stats.as_dict(),
+               "sas": {hoa: self.book.snapshot(hoa) for hoa in sorted(self.book.by_hoa)}}
         return {"version": 1, "role": "ha", "pid": os.getpid(), "running": running,
                 "written_at": round(time.time(), 3), "address": self.cfg.address,
                 "listen": listen, "supports_k": self.cfg.supports_k, "stats": stats,
-                "bindings": entries, "recent": list(self.recent)}
+                "esp": esp, "bindings": entries, "recent": list(self.recent)}
 
     def write_status(self, *, running: bool) -> None:
         if not self.cfg.status_file:

@@ -166,8 +166,9 @@ def home_agent_handler(
     """Glue for mobility.transport.BindingUpdateServer: process each BU against `cache`,
     make the K-bit call (after the cache accepted the BU: 4877-15), return the BA to send.
 
-    `identity_for(coa)` names the IDi of the IKE SA whose peer is that CoA (the UDP path has
-    no ESP, so this is how the HA learns who sent the BU); `clock()` gives `now`."""
+    `identity_for(coa)` names the IDi of the IKE SA whose peer is that CoA (for unprotected
+    BUs: the agents take it from the BU/BA SA instead, mobility/protection.py); `clock()`
+    gives `now`."""
 
     async def handle(rx: ReceivedBu) -> BindingAck | None:
         host = _coa_text(rx.source[0])

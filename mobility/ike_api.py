@@ -8,13 +8,22 @@ IKE SAs are the API's JSON views (VICI names: `uniqueid`, `local-host`, `remote-
 `ApiMover` is the `mobility.handover.Mover` over an IkeApi: `handover(identity=...)` finds
 the IKE SAs of that peer identity (`GET /ike-sas?peer_id=...&state=ESTABLISHED`) and moves
 each one not already there (`POST /ike-sas/{id}/handover`).
+
+For the ESP of the BU/BA SA (mobility/protection.py) the agents also ask which CHILD_SA
+protects a BU (`GET /child-sas/lookup`), its keys (`GET /child-sas/{id}/keys`, UNIX socket
+and api.child_sa_keys), rekey it (`POST /child-sas/{id}/rekey`) and follow the child
+events (`GET /events`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
+import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 IkeView = dict[str, Any]
@@ -27,6 +36,10 @@ class IkeApi(Protocol):
     async def terminate(self, ike_id: int) -> dict[str, Any]: ...
     async def initiate(self, name: str, *, local: str | None = None,
                        timeout: float = 10.0) -> dict[str, Any]: ...
+    async def lookup(self, **query: Any) -> list[dict[str, Any]]: ...
+    async def child_keys(self, child_id: int) -> dict[str, Any]: ...
+    async def rekey_child(self, child_id: int) -> dict[str, Any]: ...
+    def events(self, types: list[str]) -> AsyncIterator[dict[str, Any]]: ...
     async def close(self) -> None: ...
 
 
@@ -57,6 +70,19 @@ class RestIkeApi:
         from `local`)."""
         return await self.client.initiate(  # type: ignore[no-any-return]
             name, local=local, wait=True, timeout=timeout)
+
+    async def lookup(self, **query: Any) -> list[dict[str, Any]]:
+        return await self.client.lookup(**query)  # type: ignore[no-any-return]
+
+    async def child_keys(self, child_id: int) -> dict[str, Any]:
+        return await self.client.child_keys(child_id)  # type: ignore[no-any-return]
+
+    async def rekey_child(self, child_id: int) -> dict[str, Any]:
+        return await self.client.rekey_child(  # type: ignore[no-any-return]
+            child_id, wait=True, timeout=self.timeout)
+
+    def events(self, types: list[str]) -> AsyncIterator[dict[str, Any]]:
+        return self.client.events(types)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         await self.client.close()
@@ -119,20 +145,70 @@ class ApiMover:
 
 
 # --- in memory -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FakeBuKeys:
+    """The SPIs and keys of one BU/BA CHILD_SA as both ends' daemons hold them (tests):
+    `_ir` is the initiator's (the MN's) outbound direction, `spi_r` the SPI it has at the
+    responder. AES-GCM-16/128 unless told otherwise."""
+
+    spi_i: int
+    spi_r: int
+    encr_ir: bytes
+    encr_ri: bytes
+    integ_ir: bytes = b""
+    integ_ri: bytes = b""
+    encr_id: int = 20  # ENCR_AES_GCM_16
+    encr_keysize: int | None = 128
+    integ_id: int = 0
+    esn: bool = False
+
+    @classmethod
+    def random(cls, *, encr_id: int = 20, encr_keysize: int | None = 128, integ_id: int = 0,
+               esn: bool = False) -> FakeBuKeys:
+        from ikev2.crypto import get_encr, get_integ
+
+        ek = get_encr(encr_id, encr_keysize).key_size
+        ik = get_integ(integ_id).key_size if integ_id else 0
+        spi_i, spi_r = (int.from_bytes(os.urandom(4), "big") | 0x100 for _ in range(2))
+        return cls(spi_i, spi_r, os.urandom(ek), os.urandom(ek), os.urandom(ik),
+                   os.urandom(ik), encr_id, encr_keysize, integ_id, esn)
+
+    def side(self, initiator: bool) -> dict[str, Any]:
+        """The fields of `GET /child-sas/{id}/keys` for one end."""
+        mine = {"spi": f"{self.spi_i:08x}", "encr-key": self.encr_ri.hex(),
+                "integ-key": self.integ_ri.hex()}
+        theirs = {"spi": f"{self.spi_r:08x}", "encr-key": self.encr_ir.hex(),
+                  "integ-key": self.integ_ir.hex()}
+        inbound, outbound = (mine, theirs) if initiator else (theirs, mine)
+        return {"encr-id": self.encr_id, "encr-keysize": self.encr_keysize,
+                "integ-id": self.integ_id, "esn": self.esn, "replay-window": 32,
+                "in": inbound, "out": outbound}
+
+
 @dataclass
 class FakeIkeApi:
     """An IkeApi without a daemon: IKE SA views in a dict; handover moves them (and their
-    CHILD_SAs that rode the IKE addresses, as the engine does); every call is recorded."""
+    CHILD_SAs that rode the IKE addresses, as the engine does); every call is recorded.
+    The BU/BA CHILD_SA of `add(hoa=, ha=, bu_keys=)` has keys (`child_keys`, unless
+    `keys_off`); `peer` links the other end's fake, so `rekey_child` replaces the child on
+    both (the old one stays REKEYED until `delete_child`); `publish` feeds `events`."""
 
     sas: dict[int, IkeView] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     fail_handover: Exception | None = None
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[int, tuple[FakeBuKeys, bool]] = field(default_factory=dict)  # child: (, init)
+    handouts: dict[int, int] = field(default_factory=dict)
+    keys_off: bool = False
+    peer: FakeIkeApi | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _child_ids: Any = field(default_factory=lambda: itertools.count(1000))
+    _queues: list[asyncio.Queue[dict[str, Any]]] = field(default_factory=list)
 
     def add(self, *, name: str, local: str, remote: str, remote_id: str,
             local_id: str = "", initiator: bool = True, mobike: bool = False,
-            hoa: str | None = None, ha: str | None = None) -> IkeView:
+            hoa: str | None = None, ha: str | None = None,
+            bu_keys: FakeBuKeys | None = None) -> IkeView:
         """A new ESTABLISHED IKE SA; with `hoa`/`ha` a HoA-bound BU/BA transport child and a
         tunnel child on the IKE addresses (the RFC 4877 layout in miniature)."""
         ike_id = next(self._ids)
@@ -140,11 +216,11 @@ class FakeIkeApi:
         if hoa is not None and ha is not None:
             mine, peer = (hoa, ha) if initiator else (ha, hoa)
             children = [
-                {"uniqueid": ike_id * 10 + 1, "name": f"{name}-bu", "mode": "TRANSPORT",
-                 "local-ts": [f"{mine}/128[mh/{5 if initiator else 6}]"],
-                 "remote-ts": [f"{peer}/128[mh/{6 if initiator else 5}]"],
-                 "local-host": mine, "remote-host": peer},
+                self._bu_child(ike_id, name, mine, peer, initiator,
+                               bu_keys or FakeBuKeys.random()),
                 {"uniqueid": ike_id * 10 + 2, "name": f"{name}-payload", "mode": "TUNNEL",
+                 "state": "INSTALLED", "ike-sa": ike_id, "spi-in": f"{ike_id:08x}",
+                 "spi-out": f"{ike_id + 1000:08x}",
                  "local-ts": [f"{hoa}/128" if initiator else "::/0"],
                  "remote-ts": ["::/0" if initiator else f"{hoa}/128"],
                  "local-host": local, "remote-host": remote},
@@ -206,6 +282,106 @@ class FakeIkeApi:
             raise ApiClientError(404, f"connection {name} not found")
         sa = self.add(name=name, **{**conn, **({"local": local} if local else {})})
         return {"outcome": "ike-up", "uniqueid": sa["uniqueid"]}
+
+    def _bu_child(self, ike_id: int, name: str, mine: str, peer: str, initiator: bool,
+                  keys: FakeBuKeys) -> dict[str, Any]:
+        child_id = next(self._child_ids)
+        self.keys[child_id] = (keys, initiator)
+        spis = (keys.spi_i, keys.spi_r) if initiator else (keys.spi_r, keys.spi_i)
+        return {"uniqueid": child_id, "name": f"{name}-bu", "mode": "TRANSPORT",
+                "state": "INSTALLED", "ike-sa": ike_id, "protocol": "ESP",
+                "local-ts": [f"{mine}/128[mh/{5 if initiator else 6}]"],
+                "remote-ts": [f"{peer}/128[mh/{6 if initiator else 5}]"],
+                "local-host": mine, "remote-host": peer,
+                "spi-in": f"{spis[0]:08x}", "spi-out": f"{spis[1]:08x}"}
+
+    def _child(self, child_id: int) -> tuple[IkeView, dict[str, Any]]:
+        for sa in self.sas.values():
+            for child in sa["child-sas"]:
+                if child["uniqueid"] == child_id:
+                    return sa, child
+        from api.client import ApiClientError
+
+        raise ApiClientError(404, f"CHILD_SA {child_id} does not exist")
+
+    async def lookup(self, **query: Any) -> list[dict[str, Any]]:
+        """As `GET /child-sas/lookup` (api.selectors.match on the fake children)."""
+        from api.selectors import Packet, match, protocol_number
+
+        self.calls.append(("lookup", query))
+        proto = protocol_number(query["protocol"]) if "protocol" in query else None
+        port = query["mh_type"] << 8 if "mh_type" in query else None
+        pkt = Packet(ipaddress.ip_address(query["src"]), ipaddress.ip_address(query["dst"]),
+                     proto, port, None)
+        out = []
+        for sa in self.sas.values():
+            for child in sa["child-sas"]:
+                info = SimpleNamespace(local_ts=tuple(child["local-ts"]),
+                                       remote_ts=tuple(child["remote-ts"]))
+                for direction in match(info, pkt):  # type: ignore[arg-type]
+                    out.append({"direction": direction, "child-sa": dict(child),
+                                "spi": child["spi-out" if direction == "out" else "spi-in"]})
+        return out
+
+    async def child_keys(self, child_id: int) -> dict[str, Any]:
+        self.calls.append(("child_keys", {"child_id": child_id}))
+        from api.client import ApiClientError
+
+        if self.keys_off:
+            raise ApiClientError(403, "handing out CHILD_SA keys is off; set "
+                                 "api.child_sa_keys = true", {"status": 403})
+        sa, child = self._child(child_id)
+        if child_id not in self.keys:
+            raise ApiClientError(409, f"CHILD_SA {child_id} has no keys in this fake")
+        keys, initiator = self.keys[child_id]
+        handed_out = self.handouts.get(child_id, 0)
+        self.handouts[child_id] = handed_out + 1
+        return {**child, "local-id": sa["local-id"], "remote-id": sa["remote-id"],
+                "outbound": True, "handed-out": handed_out, **keys.side(initiator)}
+
+    async def rekey_child(self, child_id: int) -> dict[str, Any]:
+        """A new BU/BA CHILD_SA on both ends; the old one stays (REKEYED)."""
+        self.calls.append(("rekey_child", {"child_id": child_id}))
+        new_keys = FakeBuKeys.random()
+        answer = {}
+        for api in (self, self.peer) if self.peer is not None else (self,):
+            old_id = child_id if api is self else next(
+                (c for c, (k, _) in api.keys.items()
+                 if k == self.keys[child_id][0]), None)
+            if old_id is None:
+                continue
+            sa, old = api._child(old_id)
+            old["state"] = "REKEYED"
+            initiator = api.keys[old_id][1]
+            mine, peer = old["local-host"], old["remote-host"]
+            new = api._bu_child(sa["uniqueid"], sa["name"], mine, peer, initiator, new_keys)
+            sa["child-sas"].insert(0, new)
+            api.publish("child-rekey", **{"ike-sa": sa["uniqueid"], "old-uniqueid": old_id,
+                                         "child-sa": dict(new)})
+            if api is self:
+                answer = {"outcome": "child-rekey", "uniqueid": new["uniqueid"]}
+        return answer
+
+    def delete_child(self, child_id: int) -> None:
+        sa, child = self._child(child_id)
+        sa["child-sas"].remove(child)
+        self.publish("child-down", **{"ike-sa": sa["uniqueid"], "uniqueid": child_id,
+                                      "name": child["name"], "reason": "deleted"})
+
+    def publish(self, type_: str, **body: Any) -> None:
+        for q in self._queues:
+            q.put_nowait({"type": type_, **body})
+
+    async def events(self, types: list[str]) -> AsyncIterator[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues.append(q)
+        try:
+            while True:
+                event = await q.get()
+                if event["type"] in types:
+                    yield event
+        finally:
+            self._queues.remove(q)
 
     async def close(self) -> None:
         self.calls.append(("close", {}))

@@ -23,7 +23,10 @@ On a change of the primary CoA (REQUIREMENTS 4877-08/12/13/15, RFC 6275 §11.7):
 2. The BU (A, H, K unless MOBIKE moved the SA, lifetime; lifetime 0 from the HoA when at
    home) leaves from the new CoA to the HA, retransmitted per RFC 6275 §11.8 (1 s, 1.5 s
    for a first registration, doubling to 32 s; every try a new sequence number; a 135
-   answer resynchronises once: mobility/transport.py).
+   answer resynchronises once: mobility/transport.py). With `protect` (the default) and a
+   BU/BA CHILD_SA in ikev2d it is ESP-protected with that SA, and only a BA protected by
+   it is taken (mobility/protection.py: keys over the API, rekeys followed through the
+   event stream; 4877-01, 5555-02).
 3. On the BA (default `ike_move = "after-ba"`, the order of 4877-15):
    - accepted with K in the BU and the BA → `handover local=<CoA> mode=kbit` when the IKE
      SA is not there yet (no IKE exchange, same SPIs: 4877-11/13);
@@ -54,8 +57,9 @@ from mobility.errors import BindingAckTimeout
 from mobility.ike_api import IkeApi, IkeView, established
 from mobility.mh import BindingAck, BindingUpdate, lifetime_units
 from mobility.options import BindingRefreshAdvice
+from mobility.protection import MnProtection, SaBook, cancel
 from mobility.registry import LIFETIME_UNIT, BuFlags
-from mobility.status import EventLog, status_name, write_json_atomic
+from mobility.status import Debounced, EventLog, status_name, write_json_atomic
 from mobility.transport import BindingUpdateClient
 
 log = logging.getLogger("ikev2-mip6")
@@ -151,9 +155,11 @@ class MobileNode:
         self.api = api
         self.addresses: AddressSource = addresses or NetlinkAddresses()
         self.clock = clock
+        self.book = SaBook(api, ha_address=cfg.ha_address, direction="out", clock=clock)
+        self.protection = MnProtection(self.book, cfg.home_address) if cfg.protect else None
         self.client = BindingUpdateClient(hoa=cfg.home_address, ha_address=cfg.ha_address,
                                           ha_endpoint=(cfg.ha_endpoint, cfg.port),
-                                          policy=cfg.retransmit)
+                                          policy=cfg.retransmit, protection=self.protection)
         self.candidates: list[Candidate] = []
         self.coa: str | None = None  # registered (the HoA when at home)
         self.want: str | None = None  # chosen; registration may be under way
@@ -166,16 +172,22 @@ class MobileNode:
         self.events = EventLog(cfg.events_file)
         self._task: asyncio.Task[None] | None = None
         self._refresh: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._status_soon = Debounced(self.write_status)
+        self.book.stats.on_drop = self._status_soon
         self._started = False
         self._unix_offset = time.time() - clock()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         self.candidates = self.addresses.open(self._on_addresses)
-        log.info("mobile node %s, home agent %s (UDP [%s]:%d), connection %s; addresses: %s",
-                 self.cfg.home_address, self.cfg.ha_address, self.cfg.ha_endpoint,
-                 self.cfg.port, self.cfg.connection,
+        log.info("mobile node %s, home agent %s (UDP [%s]:%d), connection %s; BUs %s; "
+                 "addresses: %s", self.cfg.home_address, self.cfg.ha_address,
+                 self.cfg.ha_endpoint, self.cfg.port, self.cfg.connection,
+                 "ESP-protected with the BU/BA SA" if self.cfg.protect else "unprotected",
                  ", ".join(f"{c.address}%{c.interface}" for c in self.candidates) or "none")
+        if self.protection is not None:
+            self._watch = asyncio.get_running_loop().create_task(self.book.watch())
         ike = await self._wait_ike()
         self._started = True
         self._update(hint=ike["local-host"] if ike else None)
@@ -187,6 +199,8 @@ class MobileNode:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
+        await cancel(self._watch)
+        self._status_soon.cancel()
         self.addresses.close()
         self.client.close()
         self.state = "stopped"
@@ -278,11 +292,12 @@ class MobileNode:
             self._note(coa, None, f"no BA: {exc}")
             self._schedule_refresh(cfg.retransmit.maximum)
             return
+        esp = self.client.protected
         t_ba = self.events("ba", coa=coa, seq=ba.seq, status=int(ba.status), k=ba.key_mgmt,
-                           lifetime=ba.lifetime_seconds)
+                           lifetime=ba.lifetime_seconds, esp=esp)
         self.last_ba = {"status": int(ba.status), "status_name": status_name(int(ba.status)),
                         "seq": ba.seq, "k": ba.key_mgmt, "lifetime": ba.lifetime_seconds,
-                        "time": round(t_ba + self._unix_offset, 3)}
+                        "esp": esp, "time": round(t_ba + self._unix_offset, 3)}
         if not ba.accepted:
             log.error("home agent refused the BU from %s (seq %d): %s (%d)", coa, ba.seq,
                       status_name(int(ba.status)), int(ba.status))
@@ -294,9 +309,10 @@ class MobileNode:
         self.k_agreed = k and ba.key_mgmt
         self.expires_at = t_ba + ba.lifetime_seconds if not home else None
         self.state = "home" if home else "registered"
-        log.info("%s %s at %s: BA seq %d, lifetime %d s%s", "deregistered" if home else
+        log.info("%s %s at %s: BA seq %d, lifetime %d s%s%s", "deregistered" if home else
                  "registered", cfg.home_address, coa, ba.seq, ba.lifetime_seconds,
-                 ", K" if ba.key_mgmt else (", K cleared by the HA" if k else ""))
+                 ", K" if ba.key_mgmt else (", K cleared by the HA" if k else ""),
+                 ", ESP" if esp else ", no ESP")
         if not home and ba.lifetime_seconds > 0:
             self._schedule_refresh(_refresh_after(ba, cfg.refresh))
         if mobike_used:
@@ -430,6 +446,9 @@ class MobileNode:
             "ike_sa": {k: ike.get(k) for k in ("uniqueid", "local-host", "remote-host",
                                                 "initiator-spi", "responder-spi", "mobike")}
             if ike else None,
+            "esp": {"protect": self.cfg.protect, "last_bu": self.client.protected,
+                    **self.book.stats.as_dict(),
+                    "sas": self.book.snapshot(str(self.client.hoa))},
             "recent": list(self.recent),
         }
 

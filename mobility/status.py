@@ -5,17 +5,26 @@ change, like ikev2d's state file. The home agent's holds its binding cache:
 
     {"version": 1, "role": "ha", "pid": 4242, "running": true, "written_at": 1715000000.5,
      "address": "2001:db8:1::1", "listen": ["::", 4191],
-     "stats": {"received": 12, "answered": 12, "dropped": 0, "binding_errors": 0},
+     "stats": {"received": 12, "answered": 12, "dropped": 0, "binding_errors": 0,
+               "protected": 12},
+     "esp": {"require": true, "received": 12, "sent": 12, "dropped": {"replay": 1},
+             "sas": {"2001:db8:1::100": [{"child_sa": 5, "name": "mn1-bu",
+                     "state": "INSTALLED", "spi_in": "c13dfc0c", "spi_out": "e6058a00",
+                     "algorithms": "aes128gcm16", "seq_out": 12, "seq_in": 12,
+                     "inherited": false}]}},
      "bindings": [{"hoa": "2001:db8:1::100", "identity": "mn1@example.org",
                    "last_seq": 7, "primary": "2001:db8:b::10",
                    "coas": [{"coa": "2001:db8:b::10", "bid": 0, "seq": 7, "k": true,
                              "lifetime": 600, "registered_at": ..., "expires_at": ...}]}],
      "recent": [{"time": ..., "hoa": ..., "source": ..., "seq": 7, "status": 0,
                  "status_name": "ACCEPTED", "reason": "registered", "k": true,
-                 "moved": [1], "dropped": []}, ...]}
+                 "moved": [1], "dropped": [], "esp": "e6058a00"}, ...]}
 
 the mobile node's its Binding Update List entry (`"role": "mn"`, `hoa`, `ha`, `coa`,
-`state`, `seq`, `k_agreed`, `last_ba`, `ike_sa`, `recent`). Times are UNIX times.
+`state`, `seq`, `k_agreed`, `last_ba` (with `esp`: it came protected), `ike_sa`, `esp`
+(`protect`, `last_bu`, `received`, `sent`, `dropped`, `sas`), `recent`). ESP drops by
+reason: truncated, unknown-spi, icv, replay, padding, policy, unprotected, inherited,
+no-keys (mobility/errors.py). Times are UNIX times.
 
 Event log (`events_file`, optional): one JSON object per line, `{"t": <CLOCK_MONOTONIC>,
 "event": ..., ...}`; the clock is the same in every process of the host, so a bench can
@@ -24,11 +33,13 @@ compare the agents' moments with its own (bench/mip6_handover.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -70,6 +81,29 @@ class EventLog:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+class Debounced:
+    """Call `action` once, `delay` seconds after the first of any number of calls (the
+    status file after dropped packets: not one write per packet)."""
+
+    def __init__(self, action: Callable[[], None], delay: float = 1.0) -> None:
+        self.action = action
+        self.delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.action()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
@@ -127,6 +161,10 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
         stats = doc.get("stats") or {}
         if stats:
             lines.append(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
+        esp = doc.get("esp")
+        if esp:
+            lines.append(f"ESP {'required' if esp.get('require') else 'optional'}: "
+                         f"{_esp_counts(esp)}")
     else:
         lines.append(f"mobile node {doc.get('hoa')} -> home agent {doc.get('ha')} "
                      f"(pid {doc.get('pid')}){running}")
@@ -142,6 +180,7 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
             ["expires", _left(doc.get("expires_at"), now)],
             ["IKE SA", f"#{ike.get('uniqueid')} {ike.get('local-host')} <-> "
                        f"{ike.get('remote-host')}" if ike else "-"],
+            ["ESP", _mn_esp(doc.get("esp"))],
         ]
         lines.append(_table(rows))
     recent = doc.get("recent") or []
@@ -153,8 +192,26 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def _esp_counts(esp: dict[str, Any]) -> str:
+    dropped = esp.get("dropped") or {}
+    return (f"{esp.get('received', 0)} received, {esp.get('sent', 0)} sent, dropped "
+            + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none"))
+
+
+def _mn_esp(esp: dict[str, Any] | None) -> str:
+    if not esp:
+        return "-"
+    if not esp.get("protect"):
+        return "off (protect = false)"
+    sas = [f"SPI {x['spi_out']} seq {x['seq_out']}" for x in esp.get("sas") or ()
+           if not x.get("inherited")]
+    last = "last BU protected" if esp.get("last_bu") else "last BU unprotected"
+    return f"{'; '.join(sas) or 'no BU/BA SA'}; {last}; {_esp_counts(esp)}"
+
+
 def _summary(r: dict[str, Any]) -> str:
-    parts = [f"BU seq {r.get('seq')} {r.get('hoa')} from {r.get('source')}:",
+    esp = f" ESP {r['esp']}" if r.get("esp") else ""
+    parts = [f"BU seq {r.get('seq')} {r.get('hoa')} from {r.get('source')}{esp}:",
              f"{r.get('status_name')}"]
     if r.get("reason"):
         parts.append(f"({r['reason']})")

@@ -565,12 +565,18 @@ class _Loader:
                 "key_export_dir", "missing: key_export = true needs the directory the key "
                 "files may be written to"
             )
+        child_sa_keys = t.get("child_sa_keys", bool, False)
+        if child_sa_keys and unix_socket is None:
+            raise t.error(
+                "child_sa_keys", "needs unix_socket: CHILD_SA keys are served on the UNIX "
+                "socket only"
+            )
         t.done()
         return ApiConfig(
             enabled=enabled, listen=tuple(listen), port=port, unix_socket=unix_socket,
             unix_socket_mode=mode, token_file=token_file, max_body=max_body,
             client_timeout=timeout, max_streams=max_streams, key_export=key_export,
-            key_export_dir=key_dir,
+            key_export_dir=key_dir, child_sa_keys=child_sa_keys,
         )
 
     @staticmethod

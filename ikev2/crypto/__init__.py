@@ -23,7 +23,7 @@ from ikev2.crypto.proposals import (
     suite_name,
     supported_transforms,
 )
-from ikev2.crypto.sk import SkCrypter, make_sk_crypter
+from ikev2.crypto.sk import SkCrypter, make_esp_crypter, make_sk_crypter
 
 __all__ = [
     "KEY_PAD",
@@ -47,6 +47,7 @@ __all__ = [
     "get_group",
     "get_integ",
     "get_prf",
+    "make_esp_crypter",
     "make_sk_crypter",
     "natd_hash",
     "parse_proposal",

@@ -1,9 +1,14 @@
 """Encrypted (SK) payload protection for one IKE SA direction (RFC 7296 §3.14, RFC 5282 §5,
-RFC 7634 §3).
+RFC 7634 §3), and the same constructions for one ESP SA direction (RFC 4303 §2-§3,
+RFC 4106, RFC 4309, RFC 7634 §2; mobility/esp.py).
 
-The codec passes aad = IKE header + unencrypted payloads + SK generic header, the IV it put
-in the payload, and the plaintext already padded (payloads | padding | Pad Length).
+The codec passes aad = IKE header + unencrypted payloads + SK generic header (ESP: SPI |
+sequence number, RFC 4303 §2.1-§2.2 / RFC 4106 §5), the IV it put in the packet, and the
+plaintext already padded (payloads | padding | Pad Length [| Next Header]).
 `seal` returns ciphertext | ICV; `open` takes the same and raises IntegrityError.
+`icv_suffix` is for ESP's extended sequence numbers with an integrity transform: octets
+the ICV covers after the ciphertext but that are not sent (RFC 4303 §2.2.1, §3.3.2.1); an
+AEAD covers them in the AAD instead (RFC 4106 §5), so AEAD crypters refuse a suffix.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ikev2.crypto.integ import Integ
 from ikev2.errors import IntegrityError
 from ikev2.protocol.enums import EncrId
 
-__all__ = ["SkCrypter", "make_sk_crypter"]
+__all__ = ["SkCrypter", "make_esp_crypter", "make_sk_crypter"]
 
 _ZERO16 = bytes(16)
 
@@ -35,13 +40,20 @@ class SkCrypter:
         self.block_size = block_size
         self.icv_size = icv_size
 
-    def seal(self, aad: bytes, iv: bytes, plaintext: bytes) -> bytes:
+    def seal(self, aad: bytes, iv: bytes, plaintext: bytes, icv_suffix: bytes = b"") -> bytes:
         """Encrypt and authenticate; returns ciphertext | ICV (RFC 7296 §3.14)."""
         raise NotImplementedError
 
-    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes) -> bytes:
+    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes,
+             icv_suffix: bytes = b"") -> bytes:
         """Verify then decrypt; IntegrityError if the ICV/tag fails (RFC 7296 §3.14)."""
         raise NotImplementedError
+
+
+def _no_suffix(icv_suffix: bytes) -> None:
+    if icv_suffix:
+        raise ValueError("an AEAD covers the ESN high-order bits in the AAD (RFC 4106 §5), "
+                         "not after the ciphertext")
 
 
 class _AeadCrypter(SkCrypter):
@@ -54,14 +66,17 @@ class _AeadCrypter(SkCrypter):
         self._aead = aead
         self._salt = salt
 
-    def seal(self, aad: bytes, iv: bytes, plaintext: bytes) -> bytes:
+    def seal(self, aad: bytes, iv: bytes, plaintext: bytes, icv_suffix: bytes = b"") -> bytes:
         """AEAD encrypt with AAD = header octets (RFC 5282 §5.1, RFC 7634 §3)."""
+        _no_suffix(icv_suffix)
         if len(iv) != self.iv_size:
             raise ValueError(f"IV must be {self.iv_size} octets")
         return self._aead.encrypt(self._salt + iv, plaintext, aad)
 
-    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes) -> bytes:
+    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes,
+             icv_suffix: bytes = b"") -> bytes:
         """AEAD decrypt; tag failure -> IntegrityError (RFC 5282 §5.1, RFC 7634 §3)."""
+        _no_suffix(icv_suffix)
         if len(iv) != self.iv_size or len(ciphertext_and_icv) < self.icv_size:
             raise IntegrityError("SK payload too short")
         try:
@@ -80,8 +95,9 @@ class _GcmShortTagCrypter(SkCrypter):
         self._algorithm = algorithms.AES(key)
         self._salt = salt
 
-    def seal(self, aad: bytes, iv: bytes, plaintext: bytes) -> bytes:
+    def seal(self, aad: bytes, iv: bytes, plaintext: bytes, icv_suffix: bytes = b"") -> bytes:
         """GCM encrypt, tag truncated to icv_size (RFC 5282 §7.1)."""
+        _no_suffix(icv_suffix)
         if len(iv) != self.iv_size:
             raise ValueError(f"IV must be {self.iv_size} octets")
         enc = Cipher(self._algorithm, modes.GCM(self._salt + iv)).encryptor()
@@ -89,8 +105,10 @@ class _GcmShortTagCrypter(SkCrypter):
         out = enc.update(plaintext) + enc.finalize()
         return out + enc.tag[: self.icv_size]
 
-    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes) -> bytes:
+    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes,
+             icv_suffix: bytes = b"") -> bytes:
         """GCM decrypt against a truncated tag (RFC 5282 §7.1)."""
+        _no_suffix(icv_suffix)
         n = self.icv_size
         if len(iv) != self.iv_size or len(ciphertext_and_icv) < n:
             raise IntegrityError("SK payload too short")
@@ -121,23 +139,27 @@ class _MacThenCheck(SkCrypter):
         """Cipher-specific decryption (RFC 7296 §3.14)."""
         raise NotImplementedError
 
-    def seal(self, aad: bytes, iv: bytes, plaintext: bytes) -> bytes:
-        """Encrypt, then MAC header | IV | ciphertext (RFC 7296 §3.14)."""
+    def seal(self, aad: bytes, iv: bytes, plaintext: bytes, icv_suffix: bytes = b"") -> bytes:
+        """Encrypt, then MAC header | IV | ciphertext [| ESN high bits] (RFC 7296 §3.14,
+        RFC 4303 §3.3.2.1)."""
         if len(iv) != self.iv_size:
             raise ValueError(f"IV must be {self.iv_size} octets")
         if len(plaintext) % self.block_size:
             raise ValueError(f"plaintext must be a multiple of {self.block_size} octets")
         ct = self._encrypt(iv, plaintext)
-        return ct + self._mac(aad + iv + ct)
+        return ct + self._mac(aad + iv + ct + icv_suffix)
 
-    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes) -> bytes:
-        """Check the ICV in constant time before decrypting (RFC 7296 §3.14, §2.21)."""
+    def open(self, aad: bytes, iv: bytes, ciphertext_and_icv: bytes,
+             icv_suffix: bytes = b"") -> bytes:
+        """Check the ICV in constant time before decrypting (RFC 7296 §3.14, §2.21;
+        RFC 4303 §3.4.4)."""
         n = self.icv_size
         ct_len = len(ciphertext_and_icv) - n
         if len(iv) != self.iv_size or ct_len < 0 or ct_len % self.block_size:
             raise IntegrityError("SK payload has a bad length")
         ct = ciphertext_and_icv[:ct_len]
-        if not hmac.compare_digest(self._mac(aad + iv + ct), ciphertext_and_icv[ct_len:]):
+        mac = self._mac(aad + iv + ct + icv_suffix)
+        if not hmac.compare_digest(mac, ciphertext_and_icv[ct_len:]):
             raise IntegrityError("ICV mismatch")
         return self._decrypt(iv, ct)
 
@@ -199,15 +221,41 @@ class _CtrCrypter(_MacThenCheck):
     _decrypt = _encrypt
 
 
+class _NullCrypter(_MacThenCheck):
+    """ENCR_NULL: integrity only, the payload goes in clear (RFC 2410; ESP only)."""
+
+    __slots__ = ()
+
+    def _encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
+        """The identity (RFC 2410 §2)."""
+        return plaintext
+
+    _decrypt = _encrypt
+
+
 def make_sk_crypter(
     encr: Encr, encr_key: bytes, integ: Integ | None, integ_key: bytes
 ) -> SkCrypter:
     """Build the SK payload protector for one direction (SK_ei/SK_ai or SK_er/SK_ar)
     (RFC 7296 §3.14, RFC 5282 §5, RFC 7634 §3)."""
-    if len(encr_key) != encr.key_size:
-        raise ValueError(f"{encr.name} needs a {encr.key_size}-octet key, got {len(encr_key)}")
     if not encr.ike:
         raise ValueError(f"{encr.name} cannot protect an IKE SA")
+    return _make(encr, encr_key, integ, integ_key)
+
+
+def make_esp_crypter(
+    encr: Encr, encr_key: bytes, integ: Integ | None, integ_key: bytes
+) -> SkCrypter:
+    """The same constructions for one direction of an ESP SA, NULL encryption included
+    (RFC 4303 §3.2, RFC 4106 §3-§5, RFC 4309, RFC 7634 §2, RFC 2410): aad = SPI | sequence
+    number (with ESN: SPI | high | low bits for an AEAD, the high bits as `icv_suffix`
+    otherwise)."""
+    return _make(encr, encr_key, integ, integ_key)
+
+
+def _make(encr: Encr, encr_key: bytes, integ: Integ | None, integ_key: bytes) -> SkCrypter:
+    if len(encr_key) != encr.key_size:
+        raise ValueError(f"{encr.name} needs a {encr.key_size}-octet key, got {len(encr_key)}")
     if encr.is_aead:
         if integ is not None:
             raise ValueError("an AEAD cipher takes no integrity transform (RFC 5282 §8)")
@@ -225,4 +273,6 @@ def make_sk_crypter(
         return _CbcCrypter(encr, encr_key, integ, integ_key)
     if encr.id == EncrId.AES_CTR:
         return _CtrCrypter(encr, encr_key, integ, integ_key)
+    if encr.id == EncrId.NULL:
+        return _NullCrypter(encr, integ, integ_key)
     raise ValueError(f"no SK payload construction for {encr.name}")

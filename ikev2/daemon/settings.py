@@ -27,6 +27,9 @@ class ApiConfig:
     max_streams: int = 32  # concurrent event streams
     key_export: bool = False  # Wireshark key files (docs/api.md); secrets leave the daemon
     key_export_dir: str | None = None  # where key files may be written
+    # GET /child-sas/{id}/keys on the UNIX socket only, for local agents (docs/api.md);
+    # key_export also enables it
+    child_sa_keys: bool = False
 
 
 @dataclass(frozen=True, slots=True)

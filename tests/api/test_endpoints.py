@@ -20,6 +20,7 @@ from api.server import ApiServer
 from ikev2.kernel.base import ChildSaStats
 from tests.api.harness import HA, HOA, Live, wait_until
 from tests.daemon.helpers import PSK
+from tests.tshark import decode_esp
 
 
 def raw(live: Live, method: str, path: str, *, token: str | None = "", body: bytes | None = None,
@@ -504,6 +505,75 @@ def test_key_export_is_off_by_default(live: Live) -> None:
         live.run(server.stop())
 
 
+def test_child_sa_keys_over_the_unix_socket_only(live: Live) -> None:
+    """GET /child-sas/{id}/keys (docs/api.md "CHILD_SA keys", for the Mobile IPv6 agents'
+    user-space ESP, REQUIREMENTS 4877-01): never over TCP, even with the token; on the UNIX
+    socket the engine's SPIs and keys, the peer's inbound SA being our outbound one (a
+    packet sealed with the answer opens with the responder's keys), and a count of the
+    earlier answers (an agent that restarts sees its keys were handed out before)."""
+    from api import core_adapter
+    from mobility.esp import EspKeys, EspReceiver, EspSender, EspTransform
+
+    sa = first_sa(live)
+    child = sa["child-sas"][0]
+    path = f"/child-sas/{child['uniqueid']}/keys"
+    p = problem(*raw(live, "GET", path), 403)
+    assert p["type"].endswith(":unix-socket-only") and "UNIX socket" in p["detail"]
+    unix = ApiClient(unix_socket=live.socket)
+    first = unix.child_keys(child["uniqueid"])
+    again = unix.child_keys(child["uniqueid"])
+    assert again["handed-out"] == first["handed-out"] + 1
+    from api.schemas import COMPONENTS
+    from api.validation import check
+
+    check(first, COMPONENTS["ChildSaKeys"], "answer")  # what the OpenAPI document says
+    assert {k: first[k] for k in ("uniqueid", "spi-in", "spi-out", "local-ts", "remote-ts")} \
+        == {k: child[k] for k in ("uniqueid", "spi-in", "spi-out", "local-ts", "remote-ts")}
+    assert (first["in"]["spi"], first["out"]["spi"]) == (child["spi-in"], child["spi-out"])
+    assert (first["local-id"], first["remote-id"]) == (sa["local-id"], sa["remote-id"])
+    assert (first["encr-id"], first["encr-keysize"], first["integ-id"], first["esn"]) == (
+        20, 128, 0, False)
+    assert first["outbound"] and first["replay-window"] == 32
+    assert len(bytes.fromhex(first["out"]["encr-key"])) == 20  # key | 4-octet salt
+    peer = live.call(lambda: next(
+        spec for s in live.responder.engine.ike_sas() for c in s.children
+        if (spec := core_adapter.child_spec(live.responder.engine, s.ike_id, c.child_id))
+        and spec.spi_in == int(child["spi-out"], 16)))
+    assert bytes.fromhex(first["out"]["encr-key"]) == peer.encr_key_in
+    assert bytes.fromhex(first["in"]["encr-key"]) == peer.encr_key_out
+    transform = EspTransform(20, 128, 0, False)
+    sealed = EspSender(transform, EspKeys(int(first["out"]["spi"], 16), bytes.fromhex(
+        first["out"]["encr-key"]))).seal(b"a Mobility Header", 135)
+    opened = EspReceiver(transform, EspKeys(peer.spi_in, peer.encr_key_in)).open(sealed)
+    assert (opened.next_header, opened.payload) == (135, b"a Mobility Header")
+    with pytest.raises(ApiClientError) as err:
+        unix.child_keys(424242)
+    assert err.value.status == 404
+
+
+def test_child_sa_keys_are_off_by_default(live: Live, tmp_path: Path) -> None:
+    """Without api.child_sa_keys (or key_export) the keys endpoint answers 403 naming the
+    setting, on the UNIX socket too; api.child_sa_keys alone turns it on."""
+    child_id = first_sa(live)["child-sas"][0]["uniqueid"]
+    for on in (False, True):
+        sock = tmp_path / f"k{int(on)}.sock"
+        cfg = dataclasses.replace(live.api.config, key_export=False, child_sa_keys=on,
+                                  listen=(), unix_socket=str(sock))
+        server = ApiServer(live.initiator, cfg)
+        live.run(server.start())
+        try:
+            client = ApiClient(unix_socket=str(sock))
+            if on:
+                assert client.child_keys(child_id)["uniqueid"] == child_id
+                continue
+            with pytest.raises(ApiClientError) as err:
+                client.child_keys(child_id)
+            assert err.value.status == 403 and "api.child_sa_keys = true" in str(err.value)
+            assert err.value.problem["type"].endswith(":child-sa-keys-off")
+        finally:
+            live.run(server.stop())
+
+
 def test_too_many_streams(live: Live) -> None:
     cfg = dataclasses.replace(live.api.config, max_streams=0, unix_socket=None)
     server = ApiServer(live.initiator, cfg)
@@ -533,14 +603,10 @@ def _ip4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
 def test_tshark_decrypts_with_the_esp_sa_file(live: Live, tmp_path: Path) -> None:
     """The served esp_sa line, given to tshark as is, decrypts an ESP packet sealed with
     the CHILD_SA's outbound key (AES-GCM-16: key | 4-octet salt, RFC 4106)."""
-    import shutil
     import struct
-    import subprocess
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark not installed")
     spi_out = first_sa(live)["child-sas"][0]["spi-out"]
     text = live.client().request("GET", "/keys/esp_sa")
     line = next(x for x in text.splitlines() if f'"0x{spi_out}"' in x)
@@ -552,12 +618,5 @@ def test_tshark_decrypts_with_the_esp_sa_file(live: Live, tmp_path: Path) -> Non
     head = struct.pack("!II", int(spi_out, 16), 1)
     iv = b"\x07" * 8
     esp = head + iv + AESGCM(key[:-4]).encrypt(key[-4:] + iv, plain, head)
-    pkt = _ip4("127.0.0.1", "127.0.0.2", 50, esp)
-    pcap = tmp_path / "esp.pcap"
-    pcap.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)
-                     + struct.pack("<IIII", 0, 0, len(pkt), len(pkt)) + pkt)
-    out = subprocess.run(
-        ["tshark", "-r", str(pcap), "-o", "esp.enable_encryption_decode:TRUE",
-         "-o", f"uat:esp_sa:{line}", "-V"], capture_output=True, text=True, timeout=60,
-        check=False)
-    assert "Src Port: 1234, Dst Port: 5678" in out.stdout, out.stdout[-2000:] + out.stderr
+    text = decode_esp(_ip4("127.0.0.1", "127.0.0.2", 50, esp), line, tmp_path)
+    assert "Src Port: 1234, Dst Port: 5678" in text, text[-2000:]

@@ -20,7 +20,9 @@ def test_api_section_defaults_and_absence() -> None:
     assert load_config_text("").api.enabled is False
     api = load_config_text("[api]\n").api
     assert api.enabled and api.listen == ("127.0.0.1",) and api.port == 7296
-    assert api.max_body == 1 << 20 and api.key_export is False
+    assert api.max_body == 1 << 20 and api.key_export is False and api.child_sa_keys is False
+    api = load_config_text('[api]\nunix_socket = "/run/x.sock"\nchild_sa_keys = true\n').api
+    assert api.child_sa_keys and api.unix_socket == "/run/x.sock"
     api = load_config_text('[api]\nlisten = ["::1"]\nport = 0\nunix_socket = "/run/x.sock"\n'
                            'unix_socket_mode = 0o660\nmax_body = "64k"\n').api
     assert api.listen == ("::1",) and api.unix_socket_mode == 0o660 and api.max_body == 65536
@@ -36,6 +38,7 @@ def test_api_section_defaults_and_absence() -> None:
     ('token_file = ""', "api.token_file", "empty"),
     ("enable = true", "api.enable", "did you mean 'enabled'"),
     ("unix_socket_mode = 0o7777", "api.unix_socket_mode", "file mode"),
+    ("child_sa_keys = true", "api.child_sa_keys", "needs unix_socket"),
 ])
 def test_api_section_errors_name_the_key(text: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -27,7 +27,7 @@ from mobility.agent_config import (
 )
 from mobility.cli import main as cli_main
 from mobility.ha_agent import HomeAgent, primary_of
-from mobility.ike_api import ApiMover, FakeIkeApi, holds_home_address, ts_covers
+from mobility.ike_api import ApiMover, FakeBuKeys, FakeIkeApi, holds_home_address, ts_covers
 from mobility.mh import BindingAck, BindingUpdate
 from mobility.mn_agent import Candidate, MobileNode, care_of_candidates, choose_coa
 from mobility.options import AlternateCareOfAddress
@@ -132,8 +132,16 @@ def test_config_files_and_layout(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert isinstance(mn, MnAgentConfig)
     assert mn.port == 14191 and mn.ha_endpoint == HA and mn.status_file is None
     assert mn.retransmit == RetransmitPolicy(initial=0.2, maximum=0.8)
+    assert mn.protect  # ESP with the BU/BA SA by default (mobility/protection.py)
     ha = load_agent_config(ha_file)
     assert isinstance(ha, HaAgentConfig)
+    assert ha.require_esp
+    mn_file.write_text(MN_TOML.replace("port = 14191", "port = 14191\nprotect = false"))
+    ha_file.write_text(HA_TOML.replace("port = 14191", "port = 14191\nrequire_esp = false"))
+    assert not load_agent_config(mn_file).protect  # type: ignore[union-attr]
+    assert not load_agent_config(ha_file).require_esp  # type: ignore[union-attr]
+    mn_file.write_text(MN_TOML)
+    ha_file.write_text(HA_TOML)
     assert ha.authorization().owner_of("2001:db8:1:2::5") is not None
     assert cli_main(["check", "--config", str(ha_file)]) == 0
     assert cli_main(["layout", "--config", str(mn_file)]) == 0
@@ -341,13 +349,22 @@ async def until(pred: Callable[[], object], what: str, timeout: float = 5.0) -> 
         await asyncio.sleep(0.005)
 
 
+def fake_daemons() -> tuple[FakeIkeApi, FakeIkeApi, FakeBuKeys]:
+    """The HA's and the MN's in-memory ikev2d, linked (a rekey reaches both), each with
+    alice's IKE SA at CoA1 and the BU/BA CHILD_SA both negotiated (the same keys)."""
+    ha_api, mn_api = FakeIkeApi(), FakeIkeApi()
+    ha_api.peer, mn_api.peer = mn_api, ha_api
+    keys = FakeBuKeys.random()
+    ha_api.add(name="mn1", local=V4_HA, remote=V4_COA1, remote_id=ALICE, initiator=False,
+               hoa=HOA, ha=HA, bu_keys=keys)
+    mn_api.add(name="mn1", local=V4_COA1, remote=V4_HA, remote_id="ha.example.org",
+               hoa=HOA, ha=HA, bu_keys=keys)
+    return ha_api, mn_api, keys
+
+
 async def pair(tmp_path: Path, *, supports_k: bool = True, **mn_kw: Any
                ) -> tuple[MobileNode, HomeAgent, FakeIkeApi, FakeIkeApi, FakeAddresses]:
-    ha_api, mn_api = FakeIkeApi(), FakeIkeApi()
-    ha_api.add(name="mn1", local=V4_HA, remote=V4_COA1, remote_id=ALICE, initiator=False,
-               hoa=HOA, ha=HA)
-    mn_api.add(name="mn1", local=V4_COA1, remote=V4_HA, remote_id="ha.example.org",
-               hoa=HOA, ha=HA)
+    ha_api, mn_api, _ = fake_daemons()
     # "local": where ikev2d's routing lookup would start a new IKE SA (the old link)
     mn_api.connections["mn1"] = {"local": V4_COA1, "remote": V4_HA,
                                  "remote_id": "ha.example.org", "hoa": HOA, "ha": HA}
@@ -457,6 +474,9 @@ def test_mn_refused_mobike_update_falls_back_to_k(tmp_path: Path) -> None:
             addrs.set(V4_COA2)
             await until(lambda: mn.coa == V4_COA2 and mn.state == "registered"
                         and mn_api.sas[1]["local-host"] == V4_COA2, "the move by K")
+            await until(lambda: (tmp_path / "mn.events").read_text().rstrip().endswith(
+                '"ike-moved", "ike_sa": 1, "local": "127.0.0.3", "mode": "kbit", '
+                '"moved": true, "old": "127.0.0.2"}'), "the MN's log of its move")
             assert mn.k_agreed and ha_api.sas[1]["remote-host"] == V4_COA2
             modes = [c[1]["mode"] for c in mn_api.calls if c[0] == "handover"]
             assert modes == ["mobike", "kbit"]

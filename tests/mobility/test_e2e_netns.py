@@ -3,9 +3,12 @@
 
 The MN (IDi user@example.org, HoA 2001:db8:1::100) starts on CoA1 (link A); moving means
 removing CoA1 and adding CoA2 on link B. The MN agent sees it over rtnetlink, sends a BU
-with K from CoA2 (MH over UDP), the HA agent validates it, moves its IKE SA through its
-ikev2d's REST API (mode kbit) and answers with K; the MN agent then moves its own IKE SA
-(REQUIREMENTS 4877-06/08/11/12/13/15/25). Checked after each move, through both REST APIs:
+with K from CoA2 (MH over UDP, ESP-protected with the BU/BA CHILD_SA whose keys it got from
+its ikev2d's API: RFC 5555 §4.1, 4877-01/05), the HA agent verifies it (SPI, ICV, replay
+window, the SA's selectors and identity), moves its IKE SA through its ikev2d's REST API
+(mode kbit) and answers with K, protected on the same CHILD_SA; the MN agent then moves its
+own IKE SA (REQUIREMENTS 4877-06/08/11/12/13/15/25). Checked after each move, through both
+REST APIs:
 the HA's binding cache (its status file, as `ikev2ctl bindings` prints it) holds the new
 CoA; both IKE SAs show the new endpoint with the same SPIs and unique ids; the tunnel
 CHILD_SAs (HoTI/HoT, payload) have the new outer address with the same SPIs; the HoA-bound
@@ -13,8 +16,12 @@ transport SAs (BU/BA, MPS/MPA) are unchanged (the CHILD_SAs' outer addresses are
 local-host/remote-host); a CHILD_SA rekey (CREATE_CHILD_SA, then an INFORMATIONAL deleting
 the old SA) and a liveness check from each side (`POST /ike-sas/{id}/liveness`, an empty
 INFORMATIONAL answered) work over the new path, with DPD (dpd_delay 1 s) running behind.
-Then back to CoA1, then the bad inputs. Memory kernel: no ESP on this host; the kernel
-CHILD_SA moves are in tests/daemon/test_mobike_netns.py.
+Then back to CoA1, then the bad inputs: unprotected, replayed, under another HoA's SA,
+protected with a deleted SA (all dropped without an answer), and the BA statuses of
+protected BUs the test makes with the MN's SA while the MN agent is stopped; the restarted
+agent rekeys that SA (its keys were handed out before) and moves again. Memory kernel: no
+ESP on this host (the agents apply ESP themselves, the keys still come from ikev2d); the
+kernel CHILD_SA moves are in tests/daemon/test_mobike_netns.py.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from tests.mobility.testbed import (
     ID_HA,
     ID_MN,
     SPARE,
+    CraftedBus,
     MipNet,
     Testbed,
+    exchange,
     send_bu,
 )
 
@@ -118,6 +127,9 @@ def move_and_check(bed: Testbed, old: str, new: str) -> None:
              and bed.ike(bed.mn_api)["local-host"] == new, f"the MN registered at {new}")
     st = bed.mn_status()
     assert st["k_agreed"] and st["last_ba"]["k"] and st["last_ba"]["status"] == 0
+    assert st["last_ba"]["esp"] and st["esp"]["last_bu"]  # 4877-01: BU and BA under ESP
+    bu_spi = before["mn_children"]["mn1-bu"]["spi-out"]
+    assert bed.ha_status()["recent"][-1]["esp"] == bu_spi
     now = assert_at(bed, new, before)
     # the order of 4877-15 in the agents' logs: BU, the HA's move, the BA, the MN's move
     ev = bed.mn_events()
@@ -175,18 +187,13 @@ def test_k_bit_handover_and_back(bed: Testbed) -> None:
     bad_inputs(bed)
 
 
-def recorded(bed: Testbed, hoa: str, status: int, source: str) -> dict[str, Any]:
-    """The HA's record of the last BU (its status file is rewritten just after the BA)."""
-    def last() -> dict[str, Any] | None:
-        r = bed.ha_status()["recent"][-1]
-        return r if (r["hoa"], r["status"], r["source"]) == (hoa, status, source) else None
-
-    return bed.wait(last, f"the HA's record of the BU for {hoa} from {source}")  # type: ignore
-
-
 def bad_inputs(bed: Testbed) -> None:
-    """Refused or harmless BUs (crafted, from the MN namespace): the right BA status and
-    neither IKE SA moves, the binding stays unless the BU deregistered it."""
+    """Bad or refused BUs from the MN namespace; neither IKE SA moves, the binding stays
+    unless the BU deregistered it. Dropped without an answer (RFC 4301 §5.2, RFC 4303
+    §3.4): unprotected, replayed, under the SA of another HoA, under a deleted SA. Answered
+    (protected, on the MN's SA, while its agent is stopped): 135, a deregistration, a
+    registration far ahead; the restarted agent rekeys the SA, resynchronises (135) and
+    moves."""
     base = snapshot(bed)
     last = bed.ha_status()["bindings"][0]["last_seq"]
     flags = BuFlags.A | BuFlags.H | BuFlags.K
@@ -201,49 +208,82 @@ def bad_inputs(bed: Testbed) -> None:
             assert {n: c["outer"] for n, c in now[side].items()} == {
                 n: c["outer"] for n, c in base[side].items()}
 
-    # sequence number not greater than the last accepted: 135 with the last accepted one
-    ba = send_bu(bed.net, COA1, HOA, BindingUpdate(last, flags, 150))
-    assert ba.status == BaStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW and ba.seq == last
+    def dropped(reason: str) -> int:
+        return bed.ha_status().get("esp", {}).get("dropped", {}).get(reason, 0)
+
+    # unprotected (require_esp): no answer, counted, nothing registered
+    assert send_bu(bed.net, COA1, HOA, BindingUpdate(last + 1, flags, 150), timeout=1) is None
+    bed.wait(lambda: dropped("unprotected") == 1, "the unprotected BU counted")
     assert primary_of(bed.ha_status(), HOA) == COA1
-    unchanged()
-    # a HoA in the home prefix that no MN has: 133
-    ba = send_bu(bed.net, COA1, "2001:db8:1::999", BindingUpdate(1, flags, 150))
-    assert ba.status == BaStatus.NOT_HOME_AGENT_FOR_THIS_MN
-    # bob's HoA from the address of user@example.org's IKE SA: not authorised, 129
-    ba = send_bu(bed.net, COA1, HOA_B, BindingUpdate(1, flags, 150))
-    assert ba.status == BaStatus.ADMINISTRATIVELY_PROHIBITED and not ba.key_mgmt
-    assert "user@example.org may use" in recorded(bed, HOA_B, ba.status, COA1)["reason"]
-    # K bit for bob, who has no IKE SA at all (from an address without one): 129
-    ba = send_bu(bed.net, SPARE, HOA_B, BindingUpdate(1, flags, 150))
-    assert ba.status == BaStatus.ADMINISTRATIVELY_PROHIBITED and not ba.key_mgmt
-    assert "no IKE SA of bob@example.org" in recorded(bed, HOA_B, ba.status, SPARE)["reason"]
+    # the MN agent stops; its BU/BA SA carries the test's BUs from its last number on
+    bu = base["mn_children"]["mn1-bu"]
+    bed.stop_mn_agent()
+    esp_seq = max(sa["seq_out"] for sa in bed.mn_status()["esp"]["sas"]
+                  if sa["spi_out"] == bu["spi-out"])
+    crafted = CraftedBus(bed.net, bed.mn_api, bu["uniqueid"], esp_seq)
+    # sequence number not greater than the last accepted: 135 with the last accepted one
+    ba = crafted.send(COA1, crafted.datagram(HOA, BindingUpdate(last, flags, 150)))
+    assert ba is not None and ba.status == BaStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW
+    assert ba.seq == last and primary_of(bed.ha_status(), HOA) == COA1
+    # replayed: the same datagram again is dropped (the window), not answered again
+    replay = crafted.datagram(HOA, BindingUpdate(last, flags, 150))
+    assert crafted.send(COA1, replay) is not None
+    assert exchange(bed.net, COA1, replay, timeout=1) is None
+    bed.wait(lambda: dropped("replay") == 1, "the replay counted")
+    # bob's HoA (and a HoA nobody has) under user@example.org's SA: its selectors name
+    # 2001:db8:1::100 only (4877-05): dropped, no BA
+    for hoa in (HOA_B, "2001:db8:1::999"):
+        assert crafted.send(COA1, crafted.datagram(hoa, BindingUpdate(1, flags, 150)),
+                            timeout=1) is None
+    bed.wait(lambda: dropped("policy") == 2, "the BUs under the wrong SA counted")
     assert all(e["hoa"] != HOA_B for e in bed.ha_status()["bindings"])
     unchanged()
     # lifetime 0: a deregistration, accepted (0); the binding goes, the IKE SAs stay
-    ba = send_bu(bed.net, COA1, HOA, BindingUpdate(last + 1, flags, 0))
-    assert ba.status == BaStatus.ACCEPTED and ba.lifetime == 0
+    ba = crafted.send(COA1, crafted.datagram(HOA, BindingUpdate(last + 1, flags, 0)))
+    assert ba is not None and ba.status == BaStatus.ACCEPTED and ba.lifetime == 0
     bed.wait(lambda: primary_of(bed.ha_status(), HOA) is None, "the binding removed")
     unchanged()
     # registered again (from the IKE SA's own address: nothing moves) with a number far
-    # ahead of the MN agent's; the agent's next BU gets a 135, resynchronises (RFC 6275
-    # §11.7.3) and the handover works as before
-    ba = send_bu(bed.net, COA1, HOA, BindingUpdate(last + 100, flags, 150))
-    assert ba.status == BaStatus.ACCEPTED and ba.key_mgmt
+    # ahead of the MN agent's
+    ba = crafted.send(COA1, crafted.datagram(HOA, BindingUpdate(last + 100, flags, 150)))
+    assert ba is not None and ba.status == BaStatus.ACCEPTED and ba.key_mgmt
     bed.wait(lambda: primary_of(bed.ha_status(), HOA) == COA1, "the binding back")
+    recent = bed.ha_status()["recent"][-1]
+    assert recent["esp"] == bu["spi-out"] and recent["identity"] == ID_MN
     unchanged()
-    move_and_check(bed, COA1, COA2)
+    # the MN agent restarts: the SA's keys were handed out before (to it and to this test),
+    # so it rekeys the SA first (mobility/protection.py); its first BU gets a 135 and it
+    # resynchronises (RFC 6275 §11.7.3); then the handover works as before
+    bed.start_mn_agent()
+    bed.wait(lambda: bed.mn_status().get("state") == "registered"
+             and bed.mn_status().get("pid") == bed.mn_agent.proc.pid
+             and bed.children(bed.mn_api)["mn1-bu"]["uniqueid"] != bu["uniqueid"]
+             and len(bed.children(bed.mn_api)) == CHILDREN
+             and len(bed.children(bed.ha_api)) == CHILDREN, "the restarted MN agent")
+    rekeyed = bed.children(bed.mn_api)["mn1-bu"]
+    assert bed.ha_status()["recent"][-1]["esp"] == rekeyed["spi-out"] != bu["spi-out"]
+    assert any(r["status"] == BaStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW and r["esp"] ==
+               rekeyed["spi-out"] for r in bed.ha_status()["recent"])
     assert bed.mn_status()["seq"] > last + 100
-    assert any(r["status"] == BaStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW and r["source"] == COA2
-               for r in bed.ha_status()["recent"])
+    # the old SA is gone (rekeyed and deleted): a BU under it is dropped
+    assert crafted.send(COA1, crafted.datagram(HOA, BindingUpdate(last + 200, flags, 150)),
+                        timeout=1) is None
+    move_and_check(bed, COA1, COA2)
     base = snapshot(bed)
-    # K-bit BU while the IKE SA of user@example.org does not exist (deleted here, the
-    # Delete reaches the MN too): nobody authenticates it, 129, nothing registered
+    # the IKE SA of user@example.org deleted (the Delete reaches the MN too): its CHILD_SAs
+    # went with it, so a BU under the BU/BA SA it had is dropped; nothing registered
+    bed.stop_mn_agent()
+    rekeyed = base["mn_children"]["mn1-bu"]
+    esp_seq = max(sa["seq_out"] for sa in bed.mn_status()["esp"]["sas"]
+                  if sa["spi_out"] == rekeyed["spi-out"])
+    crafted = CraftedBus(bed.net, bed.mn_api, rekeyed["uniqueid"], esp_seq)
     bed.ha_api.terminate_ike(base["ha"]["uniqueid"], timeout=10)
     bed.wait(lambda: not bed.ha_api.list_ike_sas(peer_id=ID_MN), "the IKE SA deleted")
     last = bed.ha_status()["bindings"][0]["last_seq"]
-    ba = send_bu(bed.net, SPARE, HOA, BindingUpdate(last + 1, flags, 150))
-    assert ba.status == BaStatus.ADMINISTRATIVELY_PROHIBITED and not ba.key_mgmt
-    why = recorded(bed, HOA, ba.status, SPARE)["reason"]
-    assert "no IKE SA of user@example.org holds SAs" in why
+    before = sum(bed.ha_status()["esp"]["dropped"].values())
+    assert crafted.send(SPARE, crafted.datagram(HOA, BindingUpdate(last + 1, flags, 150)),
+                        timeout=1) is None
+    bed.wait(lambda: sum(bed.ha_status()["esp"]["dropped"].values()) == before + 1,
+             "the BU under the deleted SA counted")
     assert primary_of(bed.ha_status(), HOA) == COA2
     assert not bed.ha_api.list_ike_sas(peer_id=ID_MN)

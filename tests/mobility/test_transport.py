@@ -28,7 +28,7 @@ from mobility.transport import (
     RetransmitPolicy,
     decapsulate,
     encapsulate,
-    inner_addresses,
+    inner_header,
 )
 
 HOA, HA = "2001:db8:1::a", "2001:db8:1::1"
@@ -74,12 +74,22 @@ def test_encapsulation_layout() -> None:
     (lambda d: d[:30], "too short"),
     (lambda d: b"\x40" + d[1:], "version 4"),
     (lambda d: d + b"\x00", "payload length"),
-    (lambda d: d[:6] + b"\x32" + d[7:], "ESP-protected"),
+    (lambda d: d[:6] + b"\x11" + d[7:], "neither 135 .MH. nor 50 .ESP."),
 ])
 def test_bad_encapsulations(mutate: Callable[[bytes], bytes], message: str) -> None:
     data = encapsulate(ba_bu(), src=HOA, dst=HA)
     with pytest.raises(TransportError, match=message):
-        inner_addresses(mutate(data))
+        inner_header(mutate(data))
+
+
+def test_esp_is_not_decapsulated_without_the_sa() -> None:
+    """RFC 5555 §4.1: next header 50 is ESP; `decapsulate` (unprotected MH only) refuses
+    it rather than parsing ciphertext as a Mobility Header."""
+    data = encapsulate(ba_bu(), src=HOA, dst=HA)
+    esp = data[:6] + b"\x32" + data[7:]
+    assert inner_header(esp)[2] == 50
+    with pytest.raises(TransportError, match="ESP-protected"):
+        decapsulate(esp)
 
 
 def test_inner_checksum_is_verified() -> None:
@@ -310,7 +320,8 @@ def test_server_answers_unknown_types_and_drops_junk() -> None:
     be_data, corrupt, other, junk = run(scenario())
     assert corrupt is None and other is None and junk is None
     assert be_data is not None
-    src, dst, mh = inner_addresses(be_data)
+    src, dst, nxt, mh = inner_header(be_data)
+    assert nxt == 135
     assert (str(src), str(dst)) == (HA, HOA)
     be = parse_mh(mh, src=src, dst=dst)
     assert be == BindingError(BeStatus.UNRECOGNIZED_MH_TYPE, HOA)

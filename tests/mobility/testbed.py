@@ -13,6 +13,10 @@ tests/mobility/test_e2e_netns.py and bench/mip6_handover.py; docs/mobility.md
     routes: 2001:db8:1::/64 via fe80::1 dev mnA (metric 100) and dev mnB (metric 200);
             on the HA 2001:db8:c::/64 via fe80::a dev haA
 
+Both ikev2d hand out CHILD_SA keys on their API socket (`api.child_sa_keys`), so the
+agents protect BU/BA with ESP (RFC 5555 §4.1, mobility/protection.py); `CraftedBus` makes
+protected BUs of its own with the MN's BU/BA SA while the MN agent is stopped.
+
 Every namespace lives in a private mount namespace (tests/interop/harness.Sandbox), so
 parallel runs do not see each other; every process is started here and stopped by PID.
 """
@@ -32,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from api.client import ApiClient
+from mobility.esp import EspReceiver, EspSender
 from mobility.layout import MobilityConfig, Role, connection_toml, home_agent_toml
-from mobility.mh import BindingAck, BindingUpdate
+from mobility.mh import BindingAck, BindingUpdate, build_mh, parse_mh
+from mobility.protection import BuSa
 from mobility.status import read_events, read_status
-from mobility.transport import decapsulate, encapsulate
+from mobility.transport import decapsulate, encapsulate, inner_header, inner_packet, v6
 from tests.daemon.helpers import REPO, env
 from tests.interop.harness import NetnsBed, stop_pid, track
 from tests.kernel.netns import entered
@@ -109,6 +115,7 @@ state_file = "{work / f"{name}-state.json"}"
 [api]
 listen = []
 unix_socket = "{work / f"{name}-api.sock"}"
+child_sa_keys = true
 
 {connections}"""
 
@@ -162,7 +169,7 @@ class Proc:
     def __init__(self, net: MipNet, ns: str, work: Path, name: str, argv: list[str]) -> None:
         self.name = name
         self.log = work / f"{name}.log"
-        with open(self.log, "wb") as logf:
+        with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(net.sb.netns(ns, argv), cwd=REPO, env=env(),
                                          stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT)
@@ -213,9 +220,8 @@ class Testbed:
             self.mn = self._start(NS_MN, "mn-ikev2d",
                                   [py, "-m", "ikev2.daemon.main", "--config", str(w / "mn.toml")])
             self.wait(lambda: (w / "mn-api.sock").exists(), "the MN's API socket")
-            self.mn_agent = self._start(NS_MN, "mn-agent", [
-                py, "-m", "mobility.cli", "mn", "--config", str(w / "mn-agent.toml"),
-                "--log-level", agent_log])
+            self.agent_log = agent_log
+            self.start_mn_agent()
             self.wait(lambda: self.mn_status().get("state") == "registered"
                       and len(self.children(self.mn_api)) == CHILDREN
                       and len(self.children(self.ha_api)) == CHILDREN,
@@ -224,6 +230,16 @@ class Testbed:
             self.close(keep=True)
             print(f"testbed files kept in {self.work}")
             raise
+
+    def start_mn_agent(self) -> None:
+        """(Re)start the MN agent (its log and event file go on)."""
+        self.mn_agent = self._start(NS_MN, "mn-agent", [
+            sys.executable, "-m", "mobility.cli", "mn", "--config",
+            str(self.work / "mn-agent.toml"), "--log-level", self.agent_log])
+
+    def stop_mn_agent(self) -> None:
+        self.mn_agent.stop()
+        self.procs.remove(self.mn_agent)
 
     def _start(self, ns: str, name: str, argv: list[str]) -> Proc:
         p = Proc(self.net, ns, self.work, name, argv)
@@ -300,19 +316,59 @@ class Testbed:
 
 
 # --- crafted Binding Updates ------------------------------------------------------------------
-def send_bu(net: MipNet, source: str, hoa: str, bu: BindingUpdate,
-            timeout: float = 3.0) -> BindingAck:
-    """One BU from `source` in the MN namespace (MH over UDP, RFC 5555 §4.1), its BA."""
+def exchange(net: MipNet, source: str, data: bytes, timeout: float = 3.0) -> bytes | None:
+    """One datagram from `source` in the MN namespace to the HA's port; the answer, or
+    None when none comes within `timeout`."""
     with entered(net.path(NS_MN)):
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
         s.bind((source, 0))
         s.settimeout(timeout)
-        s.sendto(encapsulate(bu, src=hoa, dst=HA), (HA, PORT))
-        data, _ = s.recvfrom(4096)
+        s.sendto(data, (HA, PORT))
+        try:
+            return s.recvfrom(4096)[0]
+        except TimeoutError:
+            return None
     finally:
         s.close()
+
+
+def send_bu(net: MipNet, source: str, hoa: str, bu: BindingUpdate,
+            timeout: float = 3.0) -> BindingAck | None:
+    """One unprotected BU from `source` (MH over UDP, RFC 5555 §4.1): its BA, or None."""
+    data = exchange(net, source, encapsulate(bu, src=hoa, dst=HA), timeout)
+    if data is None:
+        return None
     msg = decapsulate(data).msg
     assert isinstance(msg, BindingAck), f"expected a BA, got {msg}"
     return msg
+
+
+class CraftedBus:
+    """BUs ESP-protected with the MN's BU/BA CHILD_SA, its keys from the MN daemon's API,
+    as the MN agent would send them; sequence numbers from `seq` on (the agent's last: it
+    must be stopped meanwhile, they share the SA). BAs are opened with the inbound SA."""
+
+    def __init__(self, net: MipNet, api: ApiClient, child_id: int, seq: int) -> None:
+        self.net = net
+        self.sa = BuSa.from_api(api.child_keys(child_id))
+        self.sender = EspSender(self.sa.transform, self.sa.outbound, seq=seq)
+        self.receiver = EspReceiver(self.sa.transform, self.sa.inbound)
+
+    def datagram(self, hoa: str, bu: BindingUpdate) -> bytes:
+        src, dst = v6(hoa), v6(HA)
+        return inner_packet(50, self.sender.seal(build_mh(bu, src=src, dst=dst), 135),
+                            src=src, dst=dst)
+
+    def send(self, source: str, data: bytes, timeout: float = 3.0) -> BindingAck | None:
+        """`data` from `source`; the protected BA that answers it, or None."""
+        answer = exchange(self.net, source, data, timeout)
+        if answer is None:
+            return None
+        src, dst, nxt, rest = inner_header(answer)
+        assert nxt == 50, "the HA answered a protected BU without ESP"
+        opened = self.receiver.open(rest)
+        msg = parse_mh(opened.payload, src=src, dst=dst)
+        assert isinstance(msg, BindingAck), f"expected a BA, got {msg}"
+        return msg
 
