@@ -270,6 +270,10 @@ def install(
         release(engine, sa, spi_in)
         failed(engine, sa, cfg.name, f"kernel install failed: {e}", None)
         return None
+    if local != sa.local[0]:
+        # bound to another address (a HoA): the SPI was reserved at the IKE address, where
+        # no SA of it will be (the xfrm backend's larval SA would linger until it expires)
+        release(engine, sa, spi_in)
     child = ChildSa(engine.new_child_id(), cfg, spec, suite, now)
     child.transforms = sel.transforms
     if replaces is not None:

@@ -5,6 +5,8 @@ tests/kernel/test_real_kernel.py as `python3 -m tests.kernel.guest_checks [NAME 
 Two network namespaces joined by a veth (the topology of /work/shared/tools/xfrm-esp-check.sh):
   ikA va 2001:db8:1::1/64 192.0.2.1/24, inner on lo 2001:db8:a::1 198.51.100.1
   ikB vb 2001:db8:1::2/64 192.0.2.2/24, inner on lo 2001:db8:b::1 203.0.113.1
+The Mobile IPv6 check (mip6_kbit_handover_xfrm_ping) builds its own namespaces, those of
+tests/mobility/testbed.py plus a correspondent, in a private mount namespace.
 Prints one `CHECK <name> PASS|FAIL <detail>` line per check and a final
 `GUEST-SUMMARY <json>`; exits 0 only if every check passed.
 """
@@ -36,7 +38,9 @@ from ikev2.kernel.xfrm.ownership import Ownership, list_owned
 from ikev2.kernel.xfrm.sockopt import prepare_ike_socket
 from ikev2.protocol.enums import EncrId, IntegId
 from ikev2.protocol.ts import TrafficSelector as TS
+from mobility.ha_agent import primary_of
 from tests.kernel.netns import entered
+from tests.mobility.testbed import COA1, COA2, HA, HOA, NS_HA, NS_MN, MipNet, Testbed
 
 NS_A, NS_B = "ikA", "ikB"
 A6, B6, A4, B4 = "2001:db8:1::1", "2001:db8:1::2", "192.0.2.1", "192.0.2.2"
@@ -507,6 +511,8 @@ class Pinger:
     proc: subprocess.Popen[str]
     count: int
     started: float
+    interval: float = PING_INTERVAL
+    out: str = ""
 
     def finish(self, timeout: float = 30) -> tuple[int, int, list[int]]:
         """(sent, received, lost icmp_seq numbers) from iputils ping's output."""
@@ -515,6 +521,7 @@ class Pinger:
         except subprocess.TimeoutExpired:
             self.stop()
             raise
+        self.out = out
         m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
         if m is None:
             raise AssertionError(f"no ping summary:\n{out[-1500:]}")
@@ -527,15 +534,34 @@ class Pinger:
             self.proc.kill()  # `ip netns exec` execs ping: this PID is ours
             self.proc.wait(timeout=5)
 
+    def interrupt(self) -> tuple[int, int, list[int]]:
+        """SIGINT (ping prints its summary and exits), then `finish`."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+        return self.finish()
 
-def start_ping(ns: str, src: str, dst: str, count: int, interval: float = PING_INTERVAL
-               ) -> Pinger:
+    def sent_at(self, seq: int) -> float:
+        """After `finish`: when `seq` was sent (time.time()), from the -D timestamp of the
+        nearest answered one (a reply comes a few ms after its request) and the interval."""
+        stamps = {int(n): float(t) for t, n in
+                  re.findall(r"^\[(\d+\.\d+)\].* icmp_seq=(\d+) ", self.out, re.M)}
+        if not stamps:
+            raise AssertionError(f"no answered ping:\n{self.out[-1500:]}")
+        near = min(stamps, key=lambda n: abs(n - seq))
+        return stamps[near] + (seq - near) * self.interval
+
+
+def start_ping(ns: str, src: str, dst: str, count: int, interval: float = PING_INTERVAL,
+               netns: Callable[[str, list[str]], list[str]] | None = None) -> Pinger:
+    """`netns(ns, argv)` builds the command line (default `ip netns exec ns argv`; it must
+    exec ping, not fork it, so that the PID is ping's)."""
+    argv = ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "2", "-I", src,
+            dst]
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, "ping", "-n", "-i", str(interval), "-c", str(count),
-         "-W", "2", "-I", src, dst],
+        netns(ns, argv) if netns else ["ip", "netns", "exec", ns, *argv],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         start_new_session=True)
-    return Pinger(proc, count, time.monotonic())
+    return Pinger(proc, count, time.monotonic(), interval)
 
 
 def live_sas(ns: str) -> dict[int, Any]:
@@ -957,6 +983,269 @@ def mobike_ping() -> str:
         sh(f"ip -n {NS_A} addr del {A6_NEW}/64 dev va", check=False)
 
 
+# --- Mobile IPv6: a K-bit handover with kernel = "xfrm" (RFC 4877) ----------------------------
+# tests/mobility/testbed.py's namespaces and processes (ikev2d + the ikev2-mip6 agent on the MN
+# and the HA, MH over UDP, the full layout of mobility/layout.py) with kernel = "xfrm", plus a
+# correspondent node behind the HA:
+#
+#   mip-mn                              mip-ha                              mip-cn
+#   lo  HoA 2001:db8:1::100/128         lo   HA 2001:db8:1::1/128
+#   mnA CoA1 2001:db8:a::10/64 ──────── haA  2001:db8:a::1/64
+#   mnB (CoA2 2001:db8:b::10/64) ────── haB  2001:db8:b::1/64
+#                                       haC  2001:db8:c0::1/64 ─────────── cnC 2001:db8:c0::10/64
+#                                       home (dummy): 2001:db8:1::/64, forwarding on
+#   2001:db8:c0::/48 via fe80::1 dev mnA (metric 100) / mnB (200);  CN: 2001:db8:1::/64 via HA
+
+NS_CN = "mip-cn"
+CN, CN_HA, CN_PREFIX = "2001:db8:c0::10", "2001:db8:c0::1", "2001:db8:c0::/48"
+MIP_TUNNEL = ("mn1-hoti", "mn1-payload")
+MIP_TRANSPORT = ("mn1-bu", "mn1-mpd")
+MIP_SETTLE = 2.0  # s of ping before the first move and after each
+MIP_MAX_MOVE_LOSS = 10
+MIP_SLACK = 0.25  # s: where a lost ping may fall outside its handover (timestamps, RTT)
+
+
+class MipGuestNet(MipNet):
+    """MipNet plus the HoA on the MN's lo (its address watcher ignores lo, so the MN agent
+    sees itself away from home), the CN on a third link of the HA, forwarding on the HA with
+    a route for the home prefix (a dummy home link: the payload tunnel's policy then takes
+    the packets for the HoA into the SA) and the routes of the diagram above."""
+
+    def commands(self) -> list[str]:
+        return [
+            *super().commands(),
+            f"ip netns add {NS_CN}",
+            f"ip netns exec {NS_CN} sysctl -qw net.ipv6.conf.all.accept_dad=0 "
+            "net.ipv6.conf.default.accept_dad=0",
+            f"ip netns exec {NS_HA} sysctl -qw net.ipv6.conf.all.forwarding=1",
+            f"ip -n {NS_CN} link set lo up",
+            f"ip link add haC netns {NS_HA} type veth peer name cnC netns {NS_CN}",
+            f"ip -n {NS_HA} addr add {CN_HA}/64 dev haC nodad",
+            f"ip -n {NS_CN} addr add {CN}/64 dev cnC nodad",
+            f"ip -n {NS_HA} link add home type dummy",
+            f"ip -n {NS_HA} link set haC up",
+            f"ip -n {NS_CN} link set cnC up",
+            f"ip -n {NS_HA} link set home up",
+            f"ip -n {NS_HA} -6 route add 2001:db8:1::/64 dev home",
+            f"ip -n {NS_CN} -6 route add 2001:db8:1::/64 via {CN_HA}",
+            f"ip -n {NS_MN} addr add {HOA}/128 dev lo",
+            f"ip -n {NS_MN} -6 route add {CN_PREFIX} via fe80::1 dev mnA metric 100",
+            f"ip -n {NS_MN} -6 route add {CN_PREFIX} via fe80::1 dev mnB metric 200",
+        ]
+
+    def close(self) -> None:
+        for ns in (NS_MN, NS_HA, NS_CN):
+            self.sb.run(["ip", "netns", "del", ns], check=False)
+        super().close()
+
+
+def mip_sas(net: MipNet, ns: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """ikev2d's SAs in a namespace of the sandbox, larval ones included, by (outer src,
+    outer dst, SPI) from the backend's list_owned: packets, add time, larval or not.
+    `ip xfrm state` must show the same SAs (there are no others in these namespaces)."""
+    with entered(net.path(ns)):
+        nl = XfrmSocket()
+    try:
+        _pols, sas = list_owned(nl, Ownership())
+    finally:
+        nl.close()
+    out = {(unpack_addr(s["saddr"], s["family"]), unpack_addr(s["id"]["daddr"], s["family"]),
+            s["id"]["spi"]): {"packets": s["curlft"]["packets"], "added": s["curlft"]["add_time"],
+                              "larval": s["reqid"] == LARVAL}
+           for s in sas}
+    text = net.sb.run(["ip", "-n", ns, "xfrm", "state"]).stdout
+    shown = {(src, dst, int(spi, 16)) for src, dst, spi in
+             re.findall(r"src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+)", text)}
+    assert shown == set(out), f"{ns}: list_owned {sorted(out)}, ip xfrm state:\n{text}"
+    return out
+
+
+def mip_layout(tb: Testbed) -> dict[str, dict[str, tuple[int, int]]]:
+    """Both sides' CHILD_SAs of mn1 from the REST API: name -> (SPI in, SPI out)."""
+    return {side: {n: (int(v["spi-in"], 16), int(v["spi-out"], 16))
+                   for n, v in tb.children(api).items()}
+            for side, api in (("mn", tb.mn_api), ("ha", tb.ha_api))}
+
+
+def mip_mismatch(tb: Testbed, coa: str, layout: dict[str, dict[str, tuple[int, int]]],
+                 transport_added: dict[str, dict[int, int]]) -> str:
+    """What differs from the state wanted at `coa` ("" if nothing): the HA's binding cache
+    has `coa` with K; the CHILD_SAs are those of `layout` (same SPIs); each side's kernel SAs
+    are exactly theirs (no larval SA left either), the tunnel ones (HoTI/HoT, payload)
+    between `coa` and the HA, the transport ones (BU/BA, MPS/MPA) between the HoA and the
+    HA and not re-added since `transport_added` (side -> SPI -> add time) was taken."""
+    doc = tb.ha_status()
+    entry = next((e for e in doc.get("bindings", []) if e["hoa"] == HOA), None)
+    if primary_of(doc, HOA) != coa or entry is None or not entry["coas"][0]["k"]:
+        return f"binding cache: {entry}"
+    if (now := mip_layout(tb)) != layout:
+        return f"CHILD_SAs {now}, before {layout}"
+    for side in ("mn", "ha"):
+        sas = mip_sas(tb.net, NS_MN if side == "mn" else NS_HA)
+        want = set()
+        for name, (spi_in, spi_out) in layout[side].items():
+            peer = HA if side == "mn" else coa if name in MIP_TUNNEL else HOA
+            mine = HA if side == "ha" else coa if name in MIP_TUNNEL else HOA
+            want |= {(peer, mine, spi_in), (mine, peer, spi_out)}
+        if set(sas) != want:
+            return (f"{side} kernel SAs: missing {sorted(want - set(sas))}, unexpected "
+                    f"{ {k: v for k, v in sas.items() if k not in want} }")
+        added = transport_added.get(side, {})
+        readded = {hex(k[2]) for k, sa in sas.items()
+                   if k[2] in added and sa["added"] != added[k[2]]}
+        if readded:
+            return f"{side}: transport SAs {readded} were re-added"
+    return ""
+
+
+def mip_payload_packets(tb: Testbed, layout: dict[str, dict[str, tuple[int, int]]]
+                        ) -> dict[str, int]:
+    """Packets of the payload CHILD_SA's SAs, in and out, on both sides ("mn in" etc.)."""
+    out = {}
+    for side, ns in (("mn", NS_MN), ("ha", NS_HA)):
+        sas = {k[2]: sa["packets"] for k, sa in mip_sas(tb.net, ns).items() if not sa["larval"]}
+        spi_in, spi_out = layout[side]["mn1-payload"]
+        out[f"{side} in"], out[f"{side} out"] = sas.get(spi_in, -1), sas.get(spi_out, -1)
+    return out
+
+
+@dataclass
+class MipMove:
+    """One move, CLOCK_MONOTONIC times: `start` (the `ip -batch` started), `gone` (the MN
+    agent's first address event after it: the old CoA removed, the new one added), `ha` /
+    `mn` (the HA's / the MN's agent had its IKE SA, and so its kernel SAs, moved)."""
+
+    old: str
+    new: str
+    start: float
+    gone: float
+    ha: float
+    mn: float
+    packets: str
+
+
+def mip_move(tb: Testbed, old: str, new: str) -> MipMove:
+    """One move and the checks of mip6_handover_ping after it."""
+    layout = mip_layout(tb)
+    ike = {api: tb.ike(api) for api in (tb.mn_api, tb.ha_api)}
+    transport = {side: {k[2]: sa["added"] for k, sa in mip_sas(tb.net, ns).items()
+                        if any(k[2] in layout[side][n] for n in MIP_TRANSPORT)}
+                 for side, ns in (("mn", NS_MN), ("ha", NS_HA))}
+    start = time.monotonic()
+    tb.move(old, new)
+    tb.wait(lambda: tb.mn_status()["coa"] == new and tb.mn_status()["state"] == "registered"
+            and tb.ike(tb.mn_api)["local-host"] == new, f"the MN registered at {new}")
+    st = tb.mn_status()
+    assert st["k_agreed"] and st["last_ba"]["k"] and st["last_ba"]["status"] == 0, st
+    for api, want in ((tb.mn_api, (new, HA)), (tb.ha_api, (HA, new))):  # the same IKE SA
+        now_ike = tb.ike(api)
+        assert (now_ike["local-host"], now_ike["remote-host"]) == want, now_ike
+        assert all(now_ike[k] == ike[api][k] for k in
+                   ("uniqueid", "initiator-spi", "responder-spi")), (ike[api], now_ike)
+    deadline = time.monotonic() + 10
+    while why := mip_mismatch(tb, new, layout, transport):
+        assert time.monotonic() < deadline, f"at {new}: {why}"
+        time.sleep(0.1)
+    before = mip_payload_packets(tb, layout)
+    deadline = time.monotonic() + 5
+    while True:  # the ping goes on through the moved payload SAs, both ways, both sides
+        now = mip_payload_packets(tb, layout)
+        if all(now[sa] > n >= 0 for sa, n in before.items()):
+            break
+        assert time.monotonic() < deadline, f"payload SA packets {before} -> {now}"
+        time.sleep(0.2)
+
+    def first(events: list[dict[str, Any]], name: str) -> float:
+        return min(e["t"] for e in events if e["event"] == name and e["t"] > start)
+
+    mn_ev = tb.mn_events()
+    return MipMove(old, new, start, first(mn_ev, "addresses"), first(tb.ha_events(), "ike-moved"),
+                   first(mn_ev, "ike-moved"),
+                   ", ".join(f"{sa} {before[sa]}->{now[sa]}" for sa in before))
+
+
+@check("mip6_kbit_handover_xfrm_ping")
+def mip6_handover_ping() -> str:
+    """The last item of the Mobile IPv6 issue: the K-bit handover of
+    tests/mobility/test_e2e_netns.py with kernel = "xfrm" on both ikev2d, with traffic. The
+    MN (IDi user@example.org, HoA 2001:db8:1::100 on lo) pings the CN from its HoA through
+    the payload tunnel (HoA <-> any) and the HA (ping -i 0.2) while it moves CoA1 -> CoA2
+    -> CoA1 (one `ip -batch`: del the old CoA, add the new one on the other link). After
+    each move: the MN agent registered the new CoA with K, the HA's binding cache has it,
+    both IKE SAs are on it (same SPIs); the kernel SAs of the tunnel CHILD_SAs (HoTI/HoT,
+    payload) have it as their outer address with unchanged SPIs (backend list_owned and
+    `ip xfrm state` agree, no larval SA left), the HoA-bound transport SAs (BU/BA, MPS/MPA)
+    are unchanged (HoA <-> HA, same SPIs, never re-added); the payload SAs count packets
+    both ways on both sides.
+
+    Losses are counted per move (by when each lost ping was sent, from ping -D). The K-bit
+    order (RFC 4877 §4.4, 4877-15) has a gap: from the address removal until the HA has
+    moved, its answers go to the removed CoA; from then until the MN has moved, they go to
+    the new CoA, where the MN has no inbound SA yet. So every lost ping must have been sent
+    in that window (+-MIP_SLACK for the timestamps), and at most MIP_MAX_MOVE_LOSS per move.
+    Measured under TCG: the MN moves 180-320 ms after the change (BU, the HA agent's two
+    REST lookups and its REST handover, BA, the MN's REST handover), 1 ping lost per move
+    at 5/s; with two more qemu guests on the host's 2 cores one move took 970 ms and lost
+    5. The bound, 10 (2 s), is twice that worst case; a stuck or broken move loses every
+    ping until the 10 s wait gives up, and the window check catches a slow recovery."""
+    net = MipGuestNet()
+    tb = None
+    pinger = None
+    failed = True
+    try:
+        tb = Testbed(net, kernel="xfrm", log_level="info", agent_log="info", dpd_delay=None,
+                     timeout=60)
+        layout = mip_layout(tb)
+        assert set(layout["mn"]) == set(layout["ha"]) == {*MIP_TUNNEL, *MIP_TRANSPORT}, layout
+        why = mip_mismatch(tb, COA1, layout, {})
+        assert not why, f"at {COA1}: {why}"
+        pinger = start_ping(NS_MN, HOA, CN, 100_000, netns=net.sb.netns)
+        moves: list[MipMove] = []
+        for old, new in ((COA1, COA2), (COA2, COA1)):
+            time.sleep(max(0.0, (moves[-1].mn if moves else pinger.started) + MIP_SETTLE
+                           - time.monotonic()))
+            moves.append(mip_move(tb, old, new))
+        time.sleep(max(0.0, moves[-1].mn + MIP_SETTLE - time.monotonic()))
+        sent, got, lost = pinger.interrupt()
+        unix = time.time() - time.monotonic()
+        per_move: list[list[int]] = [[] for _ in moves]
+        early, outside = [], []
+        for n in lost:
+            t = pinger.sent_at(n) - unix
+            i = max((i for i, m in enumerate(moves) if t >= m.start - MIP_SLACK), default=None)
+            if i is None:
+                early.append(n)
+                continue
+            per_move[i].append(n)
+            if not moves[i].gone - MIP_SLACK <= t <= moves[i].mn + MIP_SLACK:
+                outside.append(n)
+        detail = f"ping HoA -> CN {got}/{sent} answered; " + "; ".join(
+            f"{m.old} -> {m.new}: lost {len(seqs)} (icmp_seq {seqs}), IKE SA moved by the "
+            f"HA +{(m.ha - m.gone) * 1000:.0f} ms, by the MN +{(m.mn - m.gone) * 1000:.0f} ms "
+            f"after the CoA change; payload SA packets {m.packets}"
+            for m, seqs in zip(moves, per_move, strict=True))
+        assert not early, f"{detail}; lost before the first move: {early}"
+        assert not outside, f"{detail}; lost outside the handovers: {outside}"
+        assert all(len(s) <= MIP_MAX_MOVE_LOSS for s in per_move), detail
+        assert "Traceback" not in tb.logs(tail=10**6), tb.logs()
+        failed = False
+        return detail
+    except AssertionError as e:
+        if tb is None or "\n--- " in str(e):
+            raise
+        raise AssertionError(f"{e}\n{tb.logs(tail=1500)}") from e
+    finally:
+        if pinger is not None:
+            pinger.stop()
+        if tb is not None:
+            procs = [p.proc for p in tb.procs]
+            tb.close(keep=failed)
+            left = [p.pid for p in procs if p.poll() is None]
+            if left and not failed:
+                raise AssertionError(f"processes left running: {left}")
+        net.close()
+
+
 @check("daemon_kill9_restart_no_stale_state")
 def kill9() -> str:
     """Ownership: ikev2d killed with SIGKILL with SAs up leaves them; the restarted one
@@ -970,7 +1259,8 @@ def kill9() -> str:
         first = {s["id"]["spi"] for s in wait_sas(NS_A, 2, 60, [a, b])}
         stop_daemon(a, signal.SIGKILL)
         pols, sas = owned(NS_A)
-        assert len(sas) == 2 and len(pols) == 3, "kill -9 should leave the SAs behind"
+        assert len(sas) == 2 and len(pols) == 3, (
+            f"kill -9 should leave the SAs behind: {len(sas)} SAs, {len(pols)} policies")
         a2 = start_daemon(NS_A, "A", conns, workdir, "kill9b")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
