@@ -1257,6 +1257,9 @@ def kill9() -> str:
     a2 = None
     try:
         first = {s["id"]["spi"] for s in wait_sas(NS_A, 2, 60, [a, b])}
+        deadline = time.monotonic() + 30  # the policies go in after the SAs
+        while len(owned(NS_A)[0]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
         stop_daemon(a, signal.SIGKILL)
         pols, sas = owned(NS_A)
         assert len(sas) == 2 and len(pols) == 3, (
