@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, StartAction
 from ikev2.core.sa import ChildSa, ChildState, IkeSa, IkeState
+from ikev2.errors import UnusableAddress
 from ikev2.protocol.enums import ExchangeType, ProtocolId
 from ikev2.protocol.payloads import Delete
 
@@ -76,7 +77,13 @@ def reauthenticate(engine: Engine, sa: IkeSa, now: float) -> int:
     assert conn is not None
     if conn.name not in engine.connections:
         raise ValueError(f"connection {conn.name!r} is no longer loaded")
-    new_id = engine.initiate(conn.name, now)
+    local = sa.local[0]  # where the SA is now (it may have moved, RFC 4555 / 4877)
+    if engine.local_addresses and local not in engine.local_addresses:
+        local = None
+    try:
+        new_id = engine.initiate(conn.name, now, local=local)
+    except UnusableAddress:  # outside local_addrs (a move the config does not list)
+        new_id = engine.initiate(conn.name, now)
     engine.by_id[new_id].reauth_of = sa.ike_id
     log.info("IKE_SA %s[%d] reauthenticating as [%d]", sa.name, sa.ike_id, new_id)
     return new_id

@@ -63,9 +63,9 @@ def make_conn(
         mode=mode,
         esp_proposals=esp_props,
     )
+    kw.setdefault("local_addrs", (local,))
     return ConnectionConfig(
         name=name,
-        local_addrs=(local,),
         remote_addrs=(remote,),
         local=AuthConfig(Identity.parse(local_id) if local_id else None, psk=psk),
         remote=AuthConfig(

@@ -251,6 +251,25 @@ def test_4555_16_new_child_after_a_move_uses_the_new_addresses() -> None:
     consistent(pair, children=2)
 
 
+def test_reauthentication_after_a_move_starts_from_the_new_address() -> None:
+    """A reauthentication (RFC 7296 §2.8.3, make-before-break) after a MOBIKE move starts
+    the new IKE SA where the old one is now, not from the configured/routed source; the
+    responder's remote_addrs must allow it (B takes any). With local_addrs naming only the
+    old address, the configured one is used."""
+    for local_addrs, want in (((A_ADDR, NEW), NEW), ((A_ADDR,), A_ADDR)):
+        pair, ike_id = _up(a_addrs=(A_ADDR, NEW), local_addrs=local_addrs)
+        assert pair.a.engine.by_id[ike_id].local[0] == A_ADDR
+        pair.a.engine.update_addresses(ike_id, pair.now, local=NEW)
+        pair.deliver_all()
+        assert pair.a.engine.by_id[ike_id].local[0] == NEW
+        new_id = pair.a.engine.reauthenticate(ike_id, pair.now)
+        pair.deliver_all()
+        assert ike_id not in pair.a.engine.by_id
+        sa = pair.a.engine.by_id[new_id]
+        assert sa.local[0] == want and sa.state.value == "ESTABLISHED", local_addrs
+        consistent(pair, children=1)
+
+
 HOA = "2001:db8:aaaa::1"
 
 
