@@ -106,7 +106,12 @@ def ike_view(sa: IkeSaInfo, to_unix: ToUnix, *, children: bool = True) -> dict[s
         "encap": sa.encap,
         "mobike": sa.mobike,
         "suite": sa.suite,
+        # strongSwan VICI names: addresses assigned through the CP (RFC 7296 §2.19)
+        "local-vips": list(sa.local_vips),
+        "remote-vips": list(sa.remote_vips),
     }
+    if sa.home_prefix:
+        d["home-prefix"] = sa.home_prefix  # MIP6_HOME_PREFIX (RFC 5026 §4.4)
     d.update(suite_fields(sa.suite, False))
     d["established-at"] = to_unix(sa.established_at)
     d["rekey-at"] = to_unix(sa.rekey_at)

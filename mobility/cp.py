@@ -11,9 +11,9 @@ attributes as (type, bytes); these helpers give those bytes a meaning.
 from __future__ import annotations
 
 import ipaddress
-import struct
 from dataclasses import dataclass
 
+from ikev2.protocol import cfgattr
 from ikev2.protocol.enums import CfgAttr, CfgType
 from ikev2.protocol.payloads import CP
 from mobility.authorization import AuthorizationMap, IdentityLike
@@ -53,39 +53,29 @@ class HomePrefix:
 
 
 def encode_ip6_address(value: Ip6Address | None) -> bytes:
-    return b"" if value is None else value.address.packed + bytes([value.prefix_len])
+    return b"" if value is None else cfgattr.encode_ip6(value.address, value.prefix_len)
 
 
 def decode_ip6_address(data: bytes) -> Ip6Address | None:
-    if not data:
-        return None
-    if len(data) != 17:
-        raise CpAttributeError(f"INTERNAL_IP6_ADDRESS has 0 or 17 octets, not {len(data)}")
-    return Ip6Address(IPv6(data[:16]), data[16])
+    try:
+        got = cfgattr.decode_ip6(data)
+    except cfgattr.CfgAttrError as exc:
+        raise CpAttributeError(str(exc)) from None
+    return None if got is None else Ip6Address(*got)
 
 
 def encode_home_prefix(value: HomePrefix | None) -> bytes:
     if value is None:
         return b""
-    return struct.pack("!I", value.lifetime) + value.prefix.network_address.packed + bytes(
-        [value.prefix.prefixlen]
-    )
+    return cfgattr.encode_home_prefix(value.prefix, value.lifetime)
 
 
 def decode_home_prefix(data: bytes) -> HomePrefix | None:
-    if not data:
-        return None
-    if len(data) != 21:
-        raise CpAttributeError(f"MIP6_HOME_PREFIX has 0 or 21 octets, not {len(data)}")
-    (lifetime,) = struct.unpack("!I", data[:4])
-    plen = data[20]
-    if plen > 128:
-        raise CpAttributeError(f"MIP6_HOME_PREFIX prefix length {plen} is over 128")
     try:
-        prefix = IPv6Net((IPv6(data[4:20]), plen), strict=True)
-    except ValueError as exc:
-        raise CpAttributeError(f"MIP6_HOME_PREFIX: {exc}") from None
-    return HomePrefix(prefix, lifetime)
+        got = cfgattr.decode_home_prefix(data)
+    except cfgattr.CfgAttrError as exc:
+        raise CpAttributeError(str(exc)) from None
+    return None if got is None else HomePrefix(*got)
 
 
 def home_request(*, address: bool = True, prefix: bool = True,

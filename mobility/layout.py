@@ -86,6 +86,9 @@ class MobilityConfig:
     mh_type_selectors: bool = True
     esp_proposals: tuple[str, ...] = ()
     dpd_delay: str | None = None  # e.g. "30s": liveness checks on the IKE SA (testbeds)
+    # the MN asks for its HoA / home prefix in IKE_AUTH's configuration payload (RFC 5026
+    # §4.4, 4877-17); the HA side always assigns them to this identity when asked
+    request_home: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -195,6 +198,7 @@ def connection_toml(cfg: MobilityConfig, role: Role) -> str:
         f"psk = {_q(cfg.psk)}",
         "mobike = false  # moves use the K bit (RFC 4877 §4.4), not MOBIKE",
         *([f"dpd_delay = {_q(cfg.dpd_delay)}"] if cfg.dpd_delay else []),
+        *_cp_lines(cfg, role),
         "",
         f"[{conn}.local]",
         f"id = {_q(local_id)}",
@@ -216,6 +220,21 @@ def connection_toml(cfg: MobilityConfig, role: Role) -> str:
         if role is Role.MN:
             lines.append('start_action = "initiate"')
     return "\n".join(lines) + "\n"
+
+
+def _cp_lines(cfg: MobilityConfig, role: Role) -> list[str]:
+    """The configuration payload keys (RFC 7296 §2.19, RFC 5026 §4.4; 4877-17/27): the HA
+    assigns this identity's HoA or home prefix (its authorisation, 4877-16) when the MN
+    asks; the MN asks (with its HoA as the hint) when `request_home` is set."""
+    if role is Role.HA:
+        if cfg.home_address is not None:
+            return [f"assign_address = {_q(cfg.home)}  # CP: this identity's HoA, if asked"]
+        return [f"assign_home_prefix = {_q(cfg.home)}  # CP: this identity's prefix, if asked"]
+    if not cfg.request_home:
+        return []
+    if cfg.home_address is not None:
+        return [f"vips = {_list([cfg.home])}  # CP: ask the HA for the HoA (RFC 5026 §4.4)"]
+    return ["request_home_prefix = true  # CP: ask the HA for the home prefix (RFC 5026 §4.4)"]
 
 
 def home_agent_toml(cfgs: Iterable[MobilityConfig]) -> str:

@@ -20,6 +20,7 @@ from ikev2.config.model import (
     AuthKind,
     ChildConfig,
     ConnectionConfig,
+    CpConfig,
     Credential,
     DpdAction,
     EngineConfig,
@@ -713,6 +714,7 @@ class _Loader:
         dpd_action = DpdAction(
             t.choice("dpd_action", tuple(a.value for a in DpdAction), DpdAction.CLEAR.value)
         )
+        cp = self._cp(t)
 
         local_t = t.table("local", {})
         remote_t = t.table("remote", {})
@@ -761,6 +763,74 @@ class _Loader:
             rand_time=lifetimes[3],
             dpd_delay=dpd_delay,
             dpd_action=dpd_action,
+            cp=cp,
+        )
+
+    @staticmethod
+    def _cp(t: _Table) -> CpConfig | None:
+        """The configuration payload of IKE_AUTH (RFC 7296 §2.19, RFC 5026 §4.4). Initiator:
+        vips (\"::\" = any IPv6 address, else a hint), request_home_prefix. Responder:
+        assign_address, assign_home_prefix, home_prefix_lifetime. None when all absent."""
+        keys = ("vips", "request_home_prefix", "assign_address", "assign_home_prefix",
+                "home_prefix_lifetime")
+        if not any(k in t.data for k in keys):
+            return None
+        vips = []
+        for i, text in enumerate(t.str_list("vips", [])):
+            key = f"vips[{i}]"
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:
+                raise t.error(key, f"{text!r} is not an IP address; write \"::\" to ask for "
+                                   "any IPv6 address, or the address you want") from None
+            if addr.version != 6:
+                raise t.error(key, f"{text}: only IPv6 virtual IPs are requested "
+                                   "(INTERNAL_IP6_ADDRESS); write \"::\" or an IPv6 address")
+            if addr.is_multicast or addr.is_link_local:
+                raise t.error(key, f"{text} cannot be assigned to a host; write \"::\" or a "
+                                   "global/unique-local IPv6 address")
+            if addr in vips:
+                raise t.error(key, f"{text} is listed twice")
+            vips.append(addr)
+        request_prefix = t.get("request_home_prefix", bool, False)
+        assign_text = t.get("assign_address", str, None)
+        assign = None
+        if assign_text is not None:
+            try:
+                assign = ipaddress.ip_address(assign_text)
+            except ValueError:
+                raise t.error("assign_address", f"{assign_text!r} is not an IP address; "
+                              "write the peer's IPv6 address, e.g. \"2001:db8:1::100\"") \
+                    from None
+            if assign.version != 6 or assign.is_unspecified or assign.is_multicast \
+                    or assign.is_link_local:
+                raise t.error("assign_address", f"{assign_text}: assign a unicast, "
+                              "non-link-local IPv6 address (INTERNAL_IP6_ADDRESS)")
+        prefix_text = t.get("assign_home_prefix", str, None)
+        prefix = None
+        if prefix_text is not None:
+            try:
+                prefix = ipaddress.ip_network(prefix_text, strict=True)
+            except ValueError as exc:
+                raise t.error("assign_home_prefix", f"{prefix_text!r}: {exc}; write an IPv6 "
+                              "prefix with zero host bits, e.g. \"2001:db8:1:1::/64\"") \
+                    from None
+            if prefix.version != 6 or prefix.is_link_local or prefix.is_multicast:
+                raise t.error("assign_home_prefix", f"{prefix_text}: a home prefix is a "
+                              "global or unique-local IPv6 prefix (RFC 5026 §4.4)")
+        lifetime = t.duration("home_prefix_lifetime", None)
+        if lifetime is not None:
+            if prefix is None:
+                raise t.error("home_prefix_lifetime", "only used with assign_home_prefix")
+            if not 0 <= lifetime <= 0xFFFFFFFF:
+                raise t.error("home_prefix_lifetime", "must be 0 to 4294967295 seconds")
+        return CpConfig(
+            vips=tuple(vips),
+            request_home_prefix=request_prefix,
+            assign_address=assign,
+            assign_home_prefix=prefix,
+            home_prefix_lifetime=int(lifetime) if lifetime is not None
+            else _default(CpConfig, "home_prefix_lifetime"),
         )
 
     def _ike_lifetimes(self, t: _Table) -> tuple[float, float, float | None, float | None]:

@@ -210,6 +210,27 @@ class RetransmitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CpConfig:
+    """Configuration payload in IKE_AUTH (RFC 7296 §2.19, RFC 5026 §4.4). As initiator:
+    `vips` to request ("::" asks for any IPv6 address, an address is a hint) and
+    `request_home_prefix`; as responder: what this connection's peer is given."""
+
+    vips: tuple[ipaddress.IPv6Address, ...] = ()
+    request_home_prefix: bool = False
+    assign_address: ipaddress.IPv6Address | None = None
+    assign_home_prefix: ipaddress.IPv6Network | None = None
+    home_prefix_lifetime: int = 86400
+
+    @property
+    def requests(self) -> bool:
+        return bool(self.vips) or self.request_home_prefix
+
+    @property
+    def assigns(self) -> bool:
+        return self.assign_address is not None or self.assign_home_prefix is not None
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionConfig:
     name: str
     local_addrs: tuple[str, ...]
@@ -234,6 +255,7 @@ class ConnectionConfig:
     rand_time: float | None = None  # jitter subtracted from rekey/reauth; default over_time
     dpd_delay: float = 0.0  # liveness check after this long without inbound traffic; 0: off
     dpd_action: DpdAction = DpdAction.CLEAR
+    cp: CpConfig | None = None  # None: no CP sent, a peer's CP request ignored
 
     @property
     def renew_time(self) -> float:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ikev2.config.model import ChildConfig, Mode
-from ikev2.core import lifetimes
+from ikev2.core import config_payload, lifetimes
 from ikev2.core.collect import collect
 from ikev2.core.events import ChildSaDeleted, ChildSaEstablished, ChildSaFailed
 from ikev2.core.negotiation import Selected, check_choice, select, suite_of, to_proposals
@@ -73,7 +73,7 @@ def build_request(engine: Engine, sa: IkeSa, cfg: ChildConfig) -> list:
     """SA, TSi, TSr (+ USE_TRANSPORT_MODE) for a CHILD_SA we initiate (§1.3.1, §2.9)."""
     spi = engine.kernel.alloc_spi(sa.local[0], sa.remote[0], _ESP)
     proposals = to_proposals(without_dh(esp_proposals(cfg)), _ESP, spi.to_bytes(4, "big"))
-    tsi = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+    tsi = local_selectors(sa, cfg)
     tsr = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
     transport = cfg.mode == Mode.TRANSPORT
     sa.child_request = ChildRequest(cfg, spi, proposals, tsi, tsr, transport)
@@ -182,7 +182,7 @@ def choose_config(
     best_rank = -1
     for cfg in configs:
         ours_remote = remote_selectors(sa, cfg, tsi)
-        ours_local = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+        ours_local = local_selectors(sa, cfg)
         n_tsi = narrow(tsi, ours_remote)
         n_tsr = narrow(tsr, ours_local)
         if not (n_tsi and n_tsr):
@@ -199,14 +199,32 @@ def choose_config(
 def remote_selectors(
     sa: IkeSa, cfg: ChildConfig, offered: tuple[TrafficSelector, ...]
 ) -> tuple[TrafficSelector, ...]:
-    """Our policy for the peer's side. A 'dynamic' selector is the peer's address; behind a
-    NAT that is its private address, which only its own single-host TSi tells us (§2.23.1)."""
+    """Our policy for the peer's side. A 'dynamic' selector is the address we assigned it
+    through the CP (§2.19), else the peer's address; behind a NAT that is its private
+    address, which only its own single-host TSi tells us (§2.23.1)."""
     out: list[TrafficSelector] = []
     for t in cfg.remote_ts:
-        if (t.dynamic or t.selector is None) and sa.nat_remote:
+        if (t.dynamic or t.selector is None) and sa.remote_vips:
+            out += [TrafficSelector.from_network(v) for v in sa.remote_vips]
+        elif (t.dynamic or t.selector is None) and sa.nat_remote:
             out += [o for o in offered if o.start_addr == o.end_addr]
         else:
             out.append(t.resolve(sa.remote[0]))
+    return tuple(out)
+
+
+def local_selectors(sa: IkeSa, cfg: ChildConfig) -> tuple[TrafficSelector, ...]:
+    """Our side's selectors; 'dynamic' is our outer address, or the virtual IP of the CP
+    (requested, then assigned: RFC 7296 §2.19) when the connection has one."""
+    outer = sa.local[0]
+    if not sa.local_vips and (sa.conn is None or sa.conn.cp is None):
+        return tuple(t.resolve(outer) for t in cfg.local_ts)
+    out: list[TrafficSelector] = []
+    for t in cfg.local_ts:
+        if t.dynamic or t.selector is None:
+            out += config_payload.local_selector(sa, outer)
+        else:
+            out.append(t.selector)
     return tuple(out)
 
 

@@ -96,7 +96,7 @@ def start(
         tsi, tsr = old.spec.local_ts, old.spec.remote_ts
         transport = old.spec.mode == "transport"
     else:
-        tsi = tuple(t.resolve(sa.local[0]) for t in cfg.local_ts)
+        tsi = childmod.local_selectors(sa, cfg)
         tsr = tuple(t.resolve(sa.remote[0]) for t in cfg.remote_ts)
         transport = cfg.mode == Mode.TRANSPORT
     req = CreateRequest(cfg, spi_in, proposals, tsi, tsr, transport, ni, group, dh, old,

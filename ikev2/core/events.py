@@ -50,6 +50,9 @@ class IkeSaInfo:
     children: tuple[ChildSaInfo, ...]
     rekey_at: float | None = None
     expire_at: float | None = None
+    local_vips: tuple[str, ...] = ()  # assigned to us through the CP (RFC 7296 §2.19)
+    remote_vips: tuple[str, ...] = ()  # assigned by us to the peer
+    home_prefix: str = ""  # MIP6_HOME_PREFIX assigned (RFC 5026 §4.4), either direction
 
 
 @dataclass(frozen=True, slots=True)

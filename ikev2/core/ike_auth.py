@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from asn1crypto import x509 as asn1_x509
 
 from ikev2.config.model import AuthKind, ConnectionConfig, Credential, Identity
-from ikev2.core import child, lifetimes
+from ikev2.core import child, config_payload, lifetimes
 from ikev2.core import mobike as mobike_mod
+from ikev2.core.collect import collect
 from ikev2.core.events import ChildSaEstablished, IkeSaEstablished
 from ikev2.core.sa import IkeSa, IkeState
 from ikev2.crypto import certs, signature
@@ -20,7 +21,7 @@ from ikev2.crypto.auth import psk_auth, signed_octets
 from ikev2.errors import AuthenticationFailed, InvalidSyntax, KernelError
 from ikev2.protocol.enums import AuthMethod, ExchangeType, IdType, NotifyType, ProtocolId
 from ikev2.protocol.header import Header
-from ikev2.protocol.payloads import AUTH, CERT, CERTREQ, IDi, IDr, Notify
+from ikev2.protocol.payloads import AUTH, CERT, CERTREQ, CP, IDi, IDr, Notify
 
 if TYPE_CHECKING:
     from ikev2.core.engine import Engine
@@ -183,6 +184,8 @@ def start(engine: Engine, sa: IkeSa, now: float) -> None:
     if conn.remote.id is not None:
         payloads.append(IDr(conn.remote.id.id_type, conn.remote.id.data))
     payloads.append(ours[-1])
+    if conn.cp is not None and conn.cp.requests:
+        payloads.append(config_payload.request(conn.cp))  # [CP] before SAi2 (§1.2)
     if conn.mobike:
         payloads.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
         payloads += mobike_mod.address_list(engine, sa)
@@ -244,6 +247,8 @@ def on_response(
     sa.mobike = conn.mobike and mobike
     if sa.mobike:
         mobike_mod.note_peer_addresses(sa, [p for p in payloads if isinstance(p, Notify)])
+    if conn.cp is not None and conn.cp.requests:
+        config_payload.on_reply(sa, conn.cp, payloads)
     new_child = child.complete_request(engine, sa, payloads, now, emit=False)
     _established(engine, sa, now)
     if new_child is not None:
@@ -261,6 +266,7 @@ def handle_request(
         raise InvalidSyntax("IKE_AUTH on an IKE SA that is not waiting for it")
     idi = idr = auth = None
     initial_contact = mobike = False
+    cp = None
     cert_payloads: list[CERT] = []
     for p in payloads:
         if isinstance(p, IDi):
@@ -278,6 +284,8 @@ def handle_request(
                 mobike = True
             elif p.type == NotifyType.SET_WINDOW_SIZE:
                 _window(sa, p.data)
+        elif isinstance(p, CP):
+            cp = p
     if idi is None or auth is None:
         raise AuthenticationFailed("IKE_AUTH request without IDi or AUTH (EAP not offered)")
     peer = Identity(IdType(idi.id_type) if idi.id_type in IdType._value2member_map_
@@ -295,6 +303,8 @@ def handle_request(
     sa.mobike = conn.mobike and mobike
     sa.local, sa.remote = local, remote  # the initiator may have moved to 4500 (§2.23)
     sa.encap = sa.encap or conn.encap
+    # before anything changes: a malformed CFG_REQUEST is INVALID_SYNTAX (no IKE SA)
+    assigned = config_payload.respond(sa, cp) if cp is not None else []
     if initial_contact:
         _initial_contact(engine, sa)
     own = IDr(ident.id_type, ident.data)
@@ -304,8 +314,16 @@ def handle_request(
         out.append(Notify(ProtocolId.NONE, NotifyType.MOBIKE_SUPPORTED))
         out += mobike_mod.address_list(engine, sa)
         mobike_mod.note_peer_addresses(sa, [p for p in payloads if isinstance(p, Notify)])
-    child_payloads, new_child = child.respond(engine, sa, payloads, now)
-    out += child_payloads
+    out += assigned
+    if assigned and isinstance(assigned[0], Notify):  # INTERNAL_ADDRESS_FAILURE (§3.15.4)
+        new_child = None
+        if collect(payloads).sa is not None:
+            name = conn.children[0].name if conn.children else "?"
+            child.failed(engine, sa, name, "no address to assign (INTERNAL_ADDRESS_FAILURE)",
+                         NotifyType.INTERNAL_ADDRESS_FAILURE.name)
+    else:
+        child_payloads, new_child = child.respond(engine, sa, payloads, now)
+        out += child_payloads
     _established(engine, sa, now)
     if new_child is not None:
         engine.emit(ChildSaEstablished(sa.ike_id, new_child.info()))

@@ -240,6 +240,8 @@ def _new_sa(
     new.local_id, new.remote_id = old.local_id, old.remote_id
     new.nat_local, new.nat_remote = old.nat_local, old.nat_remote
     new.encap, new.mobike = old.encap, old.mobike
+    new.local_vips, new.remote_vips = old.local_vips, old.remote_vips
+    new.home_prefix = old.home_prefix
     new.fragmentation, new.peer_hashes = old.fragmentation, old.peer_hashes
     new.peer_addrs = old.peer_addrs
     new.state = IkeState.ESTABLISHED

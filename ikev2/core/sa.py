@@ -144,6 +144,7 @@ class IkeSa:
         "first_child",
         "frag_in",
         "fragmentation",
+        "home_prefix",
         "ike_id",
         "init_remote",
         "init_request",
@@ -156,6 +157,7 @@ class IkeSa:
         "last_response",
         "local",
         "local_id",
+        "local_vips",
         "mobike",
         "moving",
         "nat_local",
@@ -176,6 +178,7 @@ class IkeSa:
         "rekeyed_to",
         "remote",
         "remote_id",
+        "remote_vips",
         "sk_d",
         "sk_pi",
         "sk_pr",
@@ -266,6 +269,11 @@ class IkeSa:
         # §3.7: the CA key hashes of the peer's CERTREQ payloads
         self.peer_hashes: tuple[int, ...] | None = None
         self.peer_certreq: frozenset[bytes] = frozenset()
+        # RFC 7296 §2.19 / RFC 5026 §4.4: addresses assigned through the CP in IKE_AUTH (to
+        # us: local, to the peer: remote) and the home prefix (str, e.g. "2001:db8::/64")
+        self.local_vips: tuple[str, ...] = ()
+        self.remote_vips: tuple[str, ...] = ()
+        self.home_prefix = ""
 
     @property
     def name(self) -> str:
@@ -296,4 +304,7 @@ class IkeSa:
             children=tuple(c.info() for c in self.children.values()),
             rekey_at=self.due.get("rekey"),
             expire_at=self.due.get("expire"),
+            local_vips=self.local_vips,
+            remote_vips=self.remote_vips,
+            home_prefix=self.home_prefix,
         )

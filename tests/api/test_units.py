@@ -164,3 +164,30 @@ def test_ike_table_line() -> None:
 def test_key_file_names_stay_in_the_directory(name: str) -> None:
     assert keyexport.check_file_name(name) is not None
     assert keyexport.check_file_name("esp_sa.2") is None
+
+
+# --- IKE SA view: configuration payload ----------------------------------------------------
+def test_7296_90_ike_view_shows_vips_and_home_prefix(tmp_path) -> None:
+    """The assigned address as VICI's local-vips / remote-vips, the home prefix as
+    home-prefix; both survive the state file."""
+    from api import schemas, views
+    from ikev2.core.events import IkeSaInfo
+    from ikev2.daemon import statefile
+
+    def info(**kw: object) -> IkeSaInfo:
+        return IkeSaInfo(1, "home", "ESTABLISHED", True, ("2001:db8::1", 500),
+                         ("2001:db8::2", 500), "mn@example.org", "ha.example.org", 1, 2,
+                         "aes128gcm16-prfsha256-x25519", False, False, False, True, 5.0, (),
+                         **kw)  # type: ignore[arg-type]
+
+    sa = info(local_vips=("2001:db8:5::100",), home_prefix="2001:db8:5:1::/64")
+    d = views.ike_view(sa, lambda t: t)
+    assert d["local-vips"] == ["2001:db8:5::100"] and d["remote-vips"] == []
+    assert d["home-prefix"] == "2001:db8:5:1::/64"
+    for key in ("local-vips", "remote-vips", "home-prefix"):  # documented in the schema
+        check(d[key], schemas.IKE_SA["properties"][key], key)
+    plain = views.ike_view(info(), lambda t: t)
+    assert plain["local-vips"] == [] and "home-prefix" not in plain
+    statefile.write_state(tmp_path / "state.json", [sa])
+    _, (back,) = statefile.read_state(tmp_path / "state.json")
+    assert back.local_vips == ("2001:db8:5::100",) and back.home_prefix == "2001:db8:5:1::/64"

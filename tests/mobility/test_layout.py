@@ -196,3 +196,26 @@ def test_docs_show_the_generated_toml() -> None:
                              ha_identity="ha.example.org", psk="testbed-only-psk",
                              home_address=HOA, cn_prefixes=("2001:db8:c0::/48",))
     assert blocks[:2] == [connection_toml(example, Role.MN), connection_toml(example, Role.HA)]
+
+
+def test_4877_16_ha_config_assigns_the_identitys_hoa() -> None:
+    """4877-16/17: the HA's connection for an identity assigns that identity's HoA (or
+    home prefix) through the configuration payload; the MN asks only with request_home."""
+    import dataclasses
+    import ipaddress
+
+    ha = load(connection_toml(MN1, Role.HA), listen=HA).connection("mn1")
+    assert ha.remote.id == Identity.parse("mn1@example.org")
+    assert ha.cp is not None and ha.cp.assign_address == ipaddress.IPv6Address(HOA)
+    assert ha.cp.assign_home_prefix is None and not ha.cp.requests
+    by_prefix = MobilityConfig(name="mr1", ha_address=HA, identity="mr1.example.org",
+                               ha_identity="ha.example.org", psk="k", home_prefix=HOME,
+                               request_home=True)
+    ha = load(connection_toml(by_prefix, Role.HA), listen=HA).connection("mr1")
+    assert ha.cp is not None and ha.cp.assign_home_prefix == ipaddress.IPv6Network(HOME)
+    mn = load(connection_toml(by_prefix, Role.MN)).connection("mr1")
+    assert mn.cp is not None and mn.cp.request_home_prefix and mn.cp.vips == ()
+    assert load(connection_toml(MN1, Role.MN)).connection("mn1").cp is None
+    asking = dataclasses.replace(MN1, request_home=True)
+    mn = load(connection_toml(asking, Role.MN)).connection("mn1")
+    assert mn.cp is not None and mn.cp.vips == (ipaddress.IPv6Address(HOA),)

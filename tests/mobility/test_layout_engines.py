@@ -77,3 +77,12 @@ def test_layout_payload_tunnel(cn: tuple[str, ...]) -> None:
         assert "mn1-payload" in kids, sorted(kids)
         assert kids["mn1-payload"][0] == "tunnel"
         assert kids["mn1-payload"][3:] == want
+
+
+def test_4877_17_mn_learns_its_hoa_from_the_ha() -> None:
+    """4877-17 / 7296-90: with request_home the MN asks in IKE_AUTH's CP; the HA's layout
+    connection assigns the identity's HoA; both record it on the IKE SA."""
+    pair, _, _ = layout_pair(payload=False, request_home=True)
+    (mn_sa,), (ha_sa,) = pair.a.engine.ike_sas(), pair.b.engine.ike_sas()
+    assert mn_sa.local_vips == (HOA,) and ha_sa.remote_vips == (HOA,)
+    assert set(children(pair, "a")) == {"mn1-bu", "mn1-mpd", "mn1-hoti"}

@@ -988,3 +988,54 @@ def test_ikev2d_process_exit_codes(tmp_path: Path) -> None:
     res = run("--config", str(good), "--check")
     assert res.returncode == 0, res.stderr
     assert res.stdout == f"{good}: OK (1 connection(s): home)\n"
+
+
+# --- configuration payload (RFC 7296 §2.19, RFC 5026 §4.4) -----------------------------
+def test_cp_keys() -> None:
+    """7296-90: vips / request_home_prefix (initiator), assign_* (responder)."""
+    import ipaddress
+
+    assert home(cfg()).cp is None
+    c = home(cfg(conn={"vips": '["::"]', "request_home_prefix": "true"})).cp
+    assert c is not None and c.vips == (ipaddress.IPv6Address("::"),)
+    assert c.request_home_prefix and c.requests and not c.assigns
+    c = home(cfg(conn={"assign_address": '"2001:db8:1::100"',
+                       "assign_home_prefix": '"2001:db8:1:1::/64"',
+                       "home_prefix_lifetime": '"1h"'})).cp
+    assert c is not None and c.assigns and not c.requests
+    assert c.assign_address == ipaddress.IPv6Address("2001:db8:1::100")
+    assert c.assign_home_prefix == ipaddress.IPv6Network("2001:db8:1:1::/64")
+    assert c.home_prefix_lifetime == 3600
+    assert home(cfg(conn={"assign_home_prefix": '"2001:db8:1:1::/64"'})).cp \
+        .home_prefix_lifetime == 86400
+
+
+@pytest.mark.parametrize(
+    ("conn", "key", "problem"),
+    [
+        ({"vips": '["10.0.0.1"]'}, "connections.home.vips[0]",
+         "only IPv6 virtual IPs are requested (INTERNAL_IP6_ADDRESS)"),
+        ({"vips": '["nope"]'}, "connections.home.vips[0]",
+         "'nope' is not an IP address; write \"::\""),
+        ({"vips": '["fe80::1"]'}, "connections.home.vips[0]", "cannot be assigned to a host"),
+        ({"vips": '["::", "::"]'}, "connections.home.vips[1]", ":: is listed twice"),
+        ({"vips": "[1]"}, "connections.home.vips[0]", "must be a string"),
+        ({"request_home_prefix": '"yes"'}, "connections.home.request_home_prefix",
+         "must be true or false"),
+        ({"assign_address": '"2001:db8::/64"'}, "connections.home.assign_address",
+         "is not an IP address; write the peer's IPv6 address"),
+        ({"assign_address": '"192.0.2.9"'}, "connections.home.assign_address",
+         "assign a unicast, non-link-local IPv6 address"),
+        ({"assign_address": '"::"'}, "connections.home.assign_address", "unicast"),
+        ({"assign_home_prefix": '"2001:db8:1:1::1/64"'}, "connections.home.assign_home_prefix",
+         "has host bits set; write an IPv6 prefix with zero host bits"),
+        ({"assign_home_prefix": '"10.0.0.0/8"'}, "connections.home.assign_home_prefix",
+         "a home prefix is a global or unique-local IPv6 prefix"),
+        ({"home_prefix_lifetime": "60"}, "connections.home.home_prefix_lifetime",
+         "only used with assign_home_prefix"),
+        ({"assign_home_prefix": '"2001:db8:1:1::/64"', "home_prefix_lifetime": "-1"},
+         "connections.home.home_prefix_lifetime", ""),
+    ],
+)
+def test_bad_cp_values(conn: Sections, key: str, problem: str) -> None:
+    fails(cfg(conn=conn), key, problem)
