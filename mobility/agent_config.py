@@ -59,7 +59,8 @@ docs/mobility.md "Agents" has a commented example of each; the keys:
     psk = "testbed-only-psk"
     cn_prefixes = []
     dpd_delay = "30s"
-    payload = true                     # the payload tunnel child (see docs: Known issues)
+    payload = true                     # the payload tunnel child
+    request_home = false               # MN: ask the HA for the HoA / home prefix (CP)
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ class LayoutSettings:
     esp_proposals: tuple[str, ...] = ()
     dpd_delay: str | None = None
     payload: bool = True
+    request_home: bool = False  # the MN asks for its HoA / prefix in IKE_AUTH (CP, RFC 5026)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,7 @@ class MnAgentConfig:
             home_prefix=self.home_prefix, cn_prefixes=lay.cn_prefixes,
             ike_ha_address=self.ha_endpoint if self.ha_endpoint != self.ha_address else None,
             esp_proposals=lay.esp_proposals, dpd_delay=lay.dpd_delay, payload=lay.payload,
+            request_home=lay.request_home,
         )
 
 
@@ -347,7 +350,7 @@ def _layout(t: _Table) -> LayoutSettings:
         ha_identity=t.text("ha_identity"), psk=t.text("psk"),
         cn_prefixes=tuple(_net(p, f"{t.where}.cn_prefixes") for p in t.texts("cn_prefixes")),
         esp_proposals=t.texts("esp_proposals"), dpd_delay=t.text("dpd_delay"),
-        payload=t.flag("payload", True),
+        payload=t.flag("payload", True), request_home=t.flag("request_home", False),
     )
     t.finish()
     return out

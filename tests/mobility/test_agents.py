@@ -570,3 +570,9 @@ def test_ikev2ctl_bindings_and_layout_without_payload(
     assert cli_main(["layout", "--config", str(mn_file)]) == 0
     out = capsys.readouterr().out
     assert "mn1-hoti" in out and "mn1-payload" not in out
+    assert "vips" not in out
+    # `request_home = true`: the MN asks for its HoA through the configuration payload
+    mn_file.write_text(MN_TOML.replace('dpd_delay = "1s"', "request_home = true"))
+    assert cli_main(["layout", "--config", str(mn_file)]) == 0
+    out = capsys.readouterr().out
+    assert f'vips = ["{HOA}"]' in out, out
