@@ -5,8 +5,9 @@ tests/kernel/test_real_kernel.py as `python3 -m tests.kernel.guest_checks [NAME 
 Two network namespaces joined by a veth (the topology of /work/shared/tools/xfrm-esp-check.sh):
   ikA va 2001:db8:1::1/64 192.0.2.1/24, inner on lo 2001:db8:a::1 198.51.100.1
   ikB vb 2001:db8:1::2/64 192.0.2.2/24, inner on lo 2001:db8:b::1 203.0.113.1
-The Mobile IPv6 check (mip6_kbit_handover_xfrm_ping) builds its own namespaces, those of
-tests/mobility/testbed.py plus a correspondent, in a private mount namespace.
+The Mobile IPv6 checks build their own namespaces in a private mount namespace: those of
+tests/mobility/testbed.py plus a correspondent (mip6_kbit_handover_xfrm_ping), or only the
+MN and the HA (mip6_raw_mh_bu_ba_esp).
 Prints one `CHECK <name> PASS|FAIL <detail>` line per check and a final
 `GUEST-SUMMARY <json>`; exits 0 only if every check passed.
 """
@@ -39,6 +40,7 @@ from ikev2.kernel.xfrm.sockopt import prepare_ike_socket
 from ikev2.protocol.enums import EncrId, IntegId
 from ikev2.protocol.ts import TrafficSelector as TS
 from mobility.ha_agent import primary_of
+from mobility.raw_mh import home_address_option, kernel_supports_mip6, type2_address
 from tests.kernel.netns import entered
 from tests.mobility.testbed import COA1, COA2, HA, HOA, NS_HA, NS_MN, MipNet, Testbed
 
@@ -1244,6 +1246,232 @@ def mip6_handover_ping() -> str:
             if left and not failed:
                 raise AssertionError(f"processes left running: {left}")
         net.close()
+
+
+# --- Mobile IPv6: BU/BA over the raw MH transport (RFC 6275) through ESP --------------------
+# tests/mobility/testbed.py's two namespaces (MN at CoA1, HA) with the HoA on the MN's lo
+# flagged `home` (the kernel only accepts a type 2 routing header for a home address), both
+# ikev2d with kernel = "xfrm" and the RFC 4877 layout without the payload tunnel, no agents
+# (they speak MH over UDP): the test sends the BU and the BA through mobility.raw_mh.
+
+
+class RawMhNet(MipNet):
+    def commands(self) -> list[str]:
+        return [*super().commands(), f"ip -n {NS_MN} addr add {HOA}/128 dev lo"]
+
+
+def _xfrm_blocks(net: MipNet, ns: str, what: str) -> list[str]:
+    text = net.sb.run(["ip", "-s", "-n", ns, "xfrm", what]).stdout
+    return [b for b in re.split(r"\n(?=src )", text) if b.strip()]
+
+
+def _bu_policies(net: MipNet, ns: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """ikev2d's MH type 5/6 policies: (dir, MH type) -> (priority, reqid)."""
+    out = {}
+    for b in _xfrm_blocks(net, ns, "policy"):
+        m = re.search(r"type (\d+) .*?dir (\w+) .*?priority (\d+).*?reqid (\d+)", b, re.S)
+        if m and int(m[1]) in (5, 6) and re.search(r"proto (mobility-header|mh|135|ipv6-mh)",
+                                                    b, re.I):
+            out[(m[2], int(m[1]))] = (int(m[3]), int(m[4]))
+    return out
+
+
+def _esp_by_reqid(net: MipNet, ns: str, reqid: int) -> dict[tuple[str, str], int]:
+    """(src, dst) -> packets of the ESP SAs of `reqid` (`ip -s xfrm state`)."""
+    out = {}
+    for b in _xfrm_blocks(net, ns, "state"):
+        m = re.match(r"src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+)\S* reqid (\d+)", b)
+        n = re.search(r"(\d+)\(bytes\), (\d+)\(packets\)", b)
+        if m and n and int(m[4]) == reqid:
+            out[(m[1], m[2])] = int(n[2])
+    return out
+
+
+def _chain(frame: bytes) -> tuple[str, str, list[tuple[int, bytes]]]:
+    """An Ethernet frame's IPv6 src, dst and header chain [(next header, its bytes)]."""
+    ip = frame[14:]
+    src, dst = socket.inet_ntop(socket.AF_INET6, ip[8:24]), socket.inet_ntop(socket.AF_INET6,
+                                                                              ip[24:40])
+    nh, off, chain = ip[6], 40, []
+    while nh in (0, 43, 60) and off + 2 <= len(ip):
+        size = (ip[off + 1] + 1) * 8
+        chain.append((nh, ip[off:off + size]))
+        nh, off = ip[off], off + size
+    chain.append((nh, ip[off:]))
+    return src, dst, chain
+
+
+@check("mip6_raw_mh_bu_ba_esp")
+def mip6_raw_mh() -> str:
+    """The RFC 6275 transport of mobility/raw_mh.py on a MIPv6 kernel, BU/BA protected by
+    the HoA-bound ESP transport SA that ikev2d (kernel = "xfrm", RFC 4877 layout) installs.
+    The route-optimisation part is the kernel's, set up here as a MIPv6 daemon (UMIP)
+    would: on the MN a `hao` state (HoA -> HA, coa CoA1) and a `route2` state (HA -> HoA),
+    on the HA a `hao` state; ikev2d's MH type 5/6 policies are replaced (same selector,
+    priority and ESP reqid) by ones with the route-optimisation template after the ESP one,
+    where the kernel needs it (MN out and in, HA in; the HA's BA carries its type 2 routing
+    header as an IPV6_RTHDR control message). The MN's RawMhSocket sends a BU from the HoA;
+    the HA's RawMhSocket must get it from the HoA with the CoA in the Home Address option,
+    answer a BA to the HoA via the CoA, and the MN's get it (dst HoA, routing header CoA).
+    A packet socket on the MN's link sees BU = CoA -> HA | DstOpts (HAO = HoA) | ESP and
+    BA = HA -> CoA | type 2 RH (HoA) | ESP, no cleartext MH; the BU/BA SAs count the
+    packets on both sides."""
+    from mobility.layout import MobilityConfig, Role, connection_toml, home_agent_toml
+    from mobility.mh import BindingAck, BindingUpdate, parse_mh
+    from mobility.raw_mh import RawMhSocket
+    from mobility.registry import BaFlags, BuFlags
+    from tests.mobility.testbed import ID_HA, ID_MN, Proc, daemon_toml
+    from tests.mobility.testbed import PSK as MIP_PSK
+
+    sh("modprobe mip6", check=False)  # Debian's 6.1 has it built in: nothing to load
+    ok, why = kernel_supports_mip6()
+    assert ok, why
+    net = RawMhNet()
+    procs: list[Proc] = []
+    socks: list[Any] = []
+    work = Path(tempfile.mkdtemp(prefix="rawmh-"))
+    failed = True
+    try:
+        cfg = MobilityConfig(name="mn1", ha_address=HA, identity=ID_MN, ha_identity=ID_HA,
+                             psk=MIP_PSK, home_address=HOA, payload=False)
+        (work / "ha.toml").write_text(daemon_toml(work, "ha", home_agent_toml([cfg]), "info",
+                                                  "xfrm"))
+        (work / "mn.toml").write_text(daemon_toml(work, "mn", connection_toml(cfg, Role.MN),
+                                                  "info", "xfrm"))
+        py = sys.executable
+        for ns, name in ((NS_HA, "ha"), (NS_MN, "mn")):
+            procs.append(Proc(net, ns, work, f"{name}-ikev2d", [
+                py, "-m", "ikev2.daemon.main", "--config", str(work / f"{name}.toml")]))
+            if name == "ha":
+                time.sleep(1.0)
+        deadline = time.monotonic() + 90  # the daemons start slowly in a busy TCG guest
+        while True:
+            pols = {ns: _bu_policies(net, ns) for ns in (NS_MN, NS_HA)}
+            if all(len(p) >= 2 for p in pols.values()):
+                reqid = {ns: next(iter(p.values()))[1] for ns, p in pols.items()}
+                spis = {ns: _esp_by_reqid(net, ns, reqid[ns]) for ns in (NS_MN, NS_HA)}
+                if all(len(s) == 2 for s in spis.values()):
+                    break
+            for p in procs:
+                assert p.alive(), f"{p.name} exited\n{p.text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no BU/BA SAs: {pols}\n" + "\n".join(
+                net.sb.run(["ip", "-s", "-n", ns, "xfrm", w]).stdout
+                for ns in (NS_MN, NS_HA) for w in ("policy", "state"))
+            time.sleep(0.3)
+        assert set(spis[NS_MN]) == {(HOA, HA), (HA, HOA)} == set(spis[NS_HA]), spis
+        sel = {5: f"src {HOA}/128 dst {HA}/128 proto 135 type 5",
+               6: f"src {HA}/128 dst {HOA}/128 proto 135 type 6"}
+        ro = {"hao": f"tmpl src {HOA} dst {HA} proto hao mode ro",
+              "route2": f"tmpl src {HA} dst {HOA} proto route2 mode ro"}
+
+        def policy(ns: str, d: str, t: int, tmpl: str) -> str:
+            prio, r = pols[ns][(d, t)]
+            return (f"xfrm policy update {sel[t]} dir {d} priority {max(prio - 1, 0)} "
+                    f"tmpl proto esp reqid {r} mode transport {tmpl}")
+
+        batch = {NS_MN: [f"addr replace {HOA}/128 dev lo home",  # not before IKE: rule 4
+                         f"xfrm state add src {HOA} dst {HA} proto hao mode ro coa {COA1}",
+                         f"xfrm state add src {HA} dst {HOA} proto route2 mode ro coa {COA1}",
+                         policy(NS_MN, "out", 5, ro["hao"]),
+                         policy(NS_MN, "in", 6, ro["route2"])],
+                 NS_HA: [f"xfrm state add src {HOA} dst {HA} proto hao mode ro coa {COA1}",
+                         policy(NS_HA, "in", 5, ro["hao"])]}
+        for ns, lines in batch.items():
+            (work / f"{ns}.ip").write_text("\n".join(lines) + "\n")
+            net.ip(ns, "-batch", str(work / f"{ns}.ip"))
+        packets0 = {ns: _esp_by_reqid(net, ns, reqid[ns]) for ns in (NS_MN, NS_HA)}
+        with entered(net.path(NS_MN)):
+            mn = RawMhSocket.open()
+            socks.append(mn.sock)
+            # ETH_P_ALL: a packet socket of one protocol does not see outgoing frames
+            sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+            socks.append(sniff)
+            sniff.bind(("mnA", 3))
+        with entered(net.path(NS_HA)):
+            ha = RawMhSocket.open()
+            socks.append(ha.sock)
+        mn.sock.settimeout(5)
+        ha.sock.settimeout(5)
+
+        def received(sock: RawMhSocket, what: str) -> Any:
+            try:
+                return sock.recv()
+            except TimeoutError:
+                raise AssertionError(f"no {what}; MN: {xfrm_stat_of(net, NS_MN)}, HA: "
+                                     f"{xfrm_stat_of(net, NS_HA)}, wire: "
+                                     f"{_sniffed(sniff)}") from None
+
+        bu = BindingUpdate(11, BuFlags.A | BuFlags.H | BuFlags.K, 100)
+        mn.send_bu(bu, ha=HA, hoa=HOA)
+        got = received(ha, "BU at the HA")
+        assert str(got.src) == HOA and str(got.hao) == COA1, (got.src, got.hao, got.ancillary)
+        assert parse_mh(got.msg, src=HOA, dst=HA) == bu, got.msg.hex()
+        ba = BindingAck(0, 11, BaFlags.K, 100)
+        ha.send_msg(ba, src=HA, dst=HOA, via_coa=COA1)
+        back = received(mn, "BA at the MN")
+        assert (str(back.src), str(back.dst), str(back.type2)) == (HA, HOA, COA1), back
+        assert parse_mh(back.msg, src=HA, dst=HOA) == ba, back.msg.hex()
+        wire = _sniffed(sniff)
+        want_bu = (COA1, HA, [f"60 hao={HOA}", "50"])
+        want_ba = (HA, COA1, [f"43 rh2={HOA}", "50"])
+        assert want_bu in wire and want_ba in wire, wire
+        assert not [w for w in wire if any(h.startswith("135") for h in w[2])], wire
+        packets1 = {ns: _esp_by_reqid(net, ns, reqid[ns]) for ns in (NS_MN, NS_HA)}
+        rise = {f"{ns} {s}->{d}": f"{packets0[ns][(s, d)]}->{packets1[ns].get((s, d))}"
+                for ns in (NS_MN, NS_HA) for s, d in packets0[ns]}
+        assert all(packets1[ns].get(k) == n + 1 for ns in (NS_MN, NS_HA)
+                   for k, n in packets0[ns].items()), rise
+        failed = False
+        return (f"{why}; BU HoA {HOA} (HAO from {COA1}) -> HA {HA} and BA back via type 2 "
+                f"RH, both through ESP; wire {wire}; BU/BA SA packets {rise}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n" + "\n".join(f"--- {p.name}\n{p.text()[-1500:]}"
+                                                  for p in procs)) from e
+    finally:
+        for s in socks:
+            s.close()
+        for p in reversed(procs):
+            p.stop()
+        net.close()
+        if not failed:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def xfrm_stat_of(net: MipNet, ns: str) -> dict[str, int]:
+    text = net.sb.run(["ip", "netns", "exec", ns, "cat", "/proc/net/xfrm_stat"]).stdout
+    stats = {k: int(v) for k, v in (line.split() for line in text.splitlines() if line)}
+    return {k: v for k, v in stats.items() if v}
+
+
+def _sniffed(sniff: socket.socket) -> list[tuple[str, str, list[str]]]:
+    """Every IPv6 frame the packet socket has: (src, dst, ["nh detail", ...])."""
+    out = []
+    sniff.setblocking(False)
+    while True:
+        try:
+            frame = sniff.recv(65535)
+        except BlockingIOError:
+            break
+        if frame[12:14] != b"\x86\xdd":
+            continue
+        src, dst, chain = _chain(frame)
+        if len(chain) == 1 and chain[0][0] in (17, 58):
+            continue  # IKE, ND and the like
+        items = []
+        for nh, data in chain:
+            if nh == 60:
+                hao = home_address_option(data)
+                items.append(f"60 hao={hao}" if hao else "60")
+            elif nh == 43:
+                rh = type2_address(data)
+                items.append(f"43 rh2={rh}" if rh else "43")
+            elif nh == 135:
+                items.append(f"135 type {data[2] if len(data) > 2 else '?'}")
+            else:
+                items.append(str(nh))
+        out.append((src, dst, items))
+    return out
 
 
 @check("daemon_kill9_restart_no_stale_state")

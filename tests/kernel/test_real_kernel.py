@@ -22,7 +22,11 @@ policy templates on the new address, same SPIs).
 Mobile IPv6 (RFC 4877, the last item of the Mobile IPv6 issue): the K-bit handover of
 tests/mobility/test_e2e_netns.py with kernel = "xfrm", both ikev2d and both ikev2-mip6
 agents, a ping from the HoA to a correspondent behind the HA through the payload tunnel
-across CoA1 -> CoA2 -> CoA1, losses counted per move. About 4.5 minutes under TCG emulation
+across CoA1 -> CoA2 -> CoA1, losses counted per move. The RFC 6275 raw transport
+(mobility/raw_mh.py, mip6_raw_mh_bu_ba_esp): a BU with the Home Address option and a BA
+with a type 2 routing header through raw IPPROTO_MH sockets, ESP-protected by the HoA-bound
+BU/BA SAs of two ikev2d (kernel = "xfrm"), the kernel's hao/route2 states set up by the
+check. About 4.5 minutes under TCG emulation
 on 2 idle cores (the Mobile IPv6 check ~80 s of it), up to twice that with other guests.
 """
 
