@@ -346,15 +346,25 @@ class Engine:
         km_remote = getattr(event, "km_remote", None)
         moved: dict[int, tuple[Endpoint, Endpoint]] = {}
         for move in getattr(event, "moves", ()):
+            what = (f"{move.mode} SAs {move.old_local}-{move.old_remote} -> "
+                    f"{move.new_local}-{move.new_remote}")
             if not move.reqid:
+                log.info("kernel migrate of %s with %s: not ikev2d's SAs, nothing follows",
+                         what, f"reqid {move.kernel_reqid:#x}" if move.kernel_reqid else
+                         "reqid 0 (any; give the mobility daemon ikev2d's reqids)")
                 continue
+            found = False
             for sa in self.by_id.values():
                 for c in sa.children.values():
                     spec = c.spec
-                    if spec.reqid != move.reqid or (spec.local, spec.remote) != (
-                        move.old_local, move.old_remote
-                    ):
+                    if spec.reqid != move.reqid:
                         continue
+                    if (spec.local, spec.remote) == (move.new_local, move.new_remote):
+                        found = True  # followed already (another policy of the same move)
+                        continue
+                    if (spec.local, spec.remote) != (move.old_local, move.old_remote):
+                        continue
+                    found = True
                     c.spec = replace(spec, local=move.new_local, remote=move.new_remote)
                     if sa.ike_id in moved or sa.state not in LIVE_IKE:
                         continue
@@ -363,10 +373,14 @@ class Engine:
                         sa.local = (km_local or move.new_local, sa.local[1])
                     if sa.remote[0] == move.old_remote or km_remote:
                         sa.remote = (km_remote or move.new_remote, sa.remote[1])
+            if not found:
+                log.info("kernel migrate of %s (reqid %d): no CHILD_SA of ours there, nothing "
+                         "follows", what, move.reqid)
         for ike_id, (old_local, old_remote) in moved.items():
             sa = self.by_id[ike_id]
-            log.info("IKE_SA %s[%d] follows a kernel migrate: %s[%d]-%s[%d]", sa.name,
-                     sa.ike_id, *sa.local, *sa.remote)
+            log.info("IKE_SA %s[%d] follows a kernel migrate: %s[%d]-%s[%d] -> %s[%d]-%s[%d]"
+                     " (same SPIs, no IKE exchange)", sa.name, sa.ike_id, *old_local,
+                     *old_remote, *sa.local, *sa.remote)
             self.emit(IkeSaUpdated(old_local, old_remote, sa.info()))
         return len(moved)
 

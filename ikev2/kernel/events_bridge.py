@@ -40,6 +40,7 @@ from ikev2.kernel.base import (
 log = logging.getLogger("ikev2.kernel")
 
 _SEEN_LIMIT = 4096
+_POLICY_DIR = {0: "in", 1: "out", 2: "fwd"}  # XFRM_POLICY_IN/OUT/FWD
 
 
 class KernelEventsBridge:
@@ -131,8 +132,16 @@ class KernelEventsBridge:
                 return
             self._call("on_acquire", ev.reqid, now)
         elif isinstance(ev, SaMigrated):
+            moves = "; ".join(
+                f"reqid {m.kernel_reqid:#x} {m.mode} {m.old_local}-{m.old_remote} -> "
+                f"{m.new_local}-{m.new_remote}" for m in ev.moves) or "no SA"
+            km = (f", KMADDRESS {ev.km_local}-{ev.km_remote}"
+                  if ev.km_local or ev.km_remote else "")
+            where = _POLICY_DIR.get(ev.direction, str(ev.direction))
             if ev.own:
+                log.debug("XFRM_MSG_MIGRATE of ours (policy %s%s): %s", where, km, moves)
                 return
+            log.info("XFRM_MSG_MIGRATE by another daemon (policy %s%s): %s", where, km, moves)
             self._call("on_kernel_migrate", ev, now)
         elif isinstance(ev, NatMappingChanged):
             self._call("on_nat_mapping", ev, now)

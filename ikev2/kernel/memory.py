@@ -15,6 +15,7 @@ from ikev2.kernel.base import (
     ChildSaSpec,
     ChildSaStats,
     KernelEvent,
+    SaMigrated,
     ike_protocol,
     moved_selectors,
 )
@@ -123,7 +124,24 @@ class MemoryKernel:
                 pass
         out = list(self._events)
         self._events.clear()
+        for ev in out:
+            if isinstance(ev, SaMigrated) and not ev.own:
+                self._follow_kernel_migrate(ev)
         return out
+
+    def _follow_kernel_migrate(self, ev: SaMigrated) -> None:
+        """Another daemon moved SAs (an injected foreign XFRM_MSG_MIGRATE): the records
+        follow, as the xfrm backend's do; selectors stay (the kernel does not move them)."""
+        for move in ev.moves:
+            for key, spec in list(self.children.items()):
+                if move.reqid and spec.reqid == move.reqid and spec.mode == move.mode and (
+                        spec.local, spec.remote) == (move.old_local, move.old_remote):
+                    new = replace(spec, local=move.new_local, remote=move.new_remote)
+                    del self.children[key]
+                    self.children[(new.local, new.spi_in)] = new
+                    if key in self.spis:
+                        self.spis.discard(key)
+                        self.spis.add((new.local, new.spi_in))
 
     def inject(self, event: KernelEvent) -> None:
         """Queue an event as if the kernel had sent it (wakes an event_fileno watcher)."""

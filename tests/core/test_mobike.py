@@ -10,7 +10,7 @@ import pytest
 
 from ikev2.config.model import ChildConfig, Mode
 from ikev2.core import mobike
-from ikev2.core.events import Datagram, IkeSaUpdated, IkeSaUpdateFailed
+from ikev2.core.events import Datagram, IkeSaAlive, IkeSaUpdated, IkeSaUpdateFailed
 from ikev2.core.sa import ChildSa
 from ikev2.protocol.enums import ExchangeType, NotifyType, ProtocolId
 from ikev2.protocol.header import parse_header
@@ -351,6 +351,65 @@ def test_x07_kernel_migrate_by_another_daemon_moves_the_ike_sa() -> None:
     assert not pair.a.kernel.migrations  # the kernel already did it
     (ev,) = pair.a.of(IkeSaUpdated)
     assert ev.old_local[0] == A_ADDR
+
+
+def _mip6d(pair: Pair, node: str, old: tuple[str, str], new: tuple[str, str],
+           reqid: int | None = None) -> None:
+    """UMIP's mip6d migrated this node's SAs (one XFRM_MSG_MIGRATE per policy: out, in,
+    fwd, with XFRMA_KMADDRESS = `new`): the kernel's notifications, read through the
+    kernel port and the events bridge as the daemon does."""
+    from ikev2.kernel.base import SaMigrated, SaMove
+    from ikev2.kernel.events_bridge import KernelEventsBridge
+
+    n = getattr(pair, node)
+    (sa,) = n.engine.by_id.values()
+    (c,) = sa.children.values()
+    r = c.spec.reqid if reqid is None else reqid
+    move = SaMove(r, r if reqid is None else 7, "tunnel", *old, *new)
+    for direction in (1, 0, 2):
+        n.kernel.inject(SaMigrated(direction, (move,), km_local=new[0], km_remote=new[1]))
+    KernelEventsBridge(n.kernel, n.engine).dispatch(n.kernel.read_events(), pair.now)
+
+
+def test_x07_foreign_migrate_on_both_ends_then_ike_and_rekey_on_the_new_path(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A K-bit handover made by mip6d on both ends (REQUIREMENTS X-07): the kernel records
+    (the memory backend follows the notification as the xfrm one does), the CHILD_SAs and
+    the IKE SAs move once, nothing is migrated by ikev2d, and IKE works on the new path: a
+    liveness check, then a CHILD_SA rekey whose new SAs are at the new address while the
+    moved ones are removed from the kernel (the qemu check daemons_foreign_migrate_kmaddress
+    found them left behind). A migrate of SAs that are not ours (reqid 0 in the core)
+    moves nothing and says so."""
+    pair, ike_id = _up(mobike=False)
+    sa = pair.a.engine.by_id[ike_id]
+    b_sa = pair.b.engine.by_id[_b_id(pair)]
+    spis = (sa.spi_i, sa.spi_r)
+    with caplog.at_level("INFO"):
+        _mip6d(pair, "a", (A_ADDR, B_ADDR), (NEW, B_ADDR))
+        _mip6d(pair, "b", (B_ADDR, A_ADDR), (B_ADDR, NEW))
+    assert sa.local[0] == NEW and b_sa.remote[0] == NEW and (sa.spi_i, sa.spi_r) == spis
+    assert len(pair.a.of(IkeSaUpdated)) == len(pair.b.of(IkeSaUpdated)) == 1
+    assert not pair.a.kernel.migrations and not pair.b.kernel.migrations
+    assert caplog.text.count("XFRM_MSG_MIGRATE by another daemon (policy ") == 6
+    assert caplog.text.count("follows a kernel migrate") == 2
+    consistent(pair, children=1)  # each kernel holds the CHILD_SA at its new address
+    pair.a.engine.check_liveness(ike_id, pair.now)
+    pair.deliver_all()
+    assert len(pair.a.of(IkeSaAlive)) == 1
+    (c,) = sa.children.values()
+    pair.a.engine.rekey_child(ike_id, c.child_id, pair.now)
+    pair.deliver_all()
+    (new_c,) = sa.children.values()
+    assert new_c.spec.spi_in != c.spec.spi_in and new_c.spec.local == NEW
+    consistent(pair, children=1)  # the moved SAs are gone from both kernels
+    assert set(pair.a.kernel.children) == {(NEW, new_c.spec.spi_in)}
+    assert {d.local[0] for s, d in pair.wire[-4:] if s == "a"} == {NEW}
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        _mip6d(pair, "a", (NEW, B_ADDR), ("2001:db8:2::2", B_ADDR), reqid=0)
+    assert sa.local[0] == NEW and new_c.spec.local == NEW
+    assert "reqid 0x7: not ikev2d's SAs, nothing follows" in caplog.text
+    consistent(pair, children=1)
 
 
 def test_4555_04_address_coming_back_after_none_moves_the_sa() -> None:

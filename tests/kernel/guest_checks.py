@@ -30,11 +30,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from api.client import ApiClient
 from ikev2.kernel.base import ChildSaExpired, ChildSaSpec, SaMigrated
-from ikev2.kernel.xfrm import XfrmKernel
-from ikev2.kernel.xfrm.consts import XfrmMsg
+from ikev2.kernel.xfrm import XfrmKernel, messages
+from ikev2.kernel.xfrm.consts import (
+    NETLINK_ADD_MEMBERSHIP,
+    SOL_NETLINK,
+    PolicyDir,
+    XfrmGroup,
+    XfrmMode,
+    XfrmMsg,
+)
 from ikev2.kernel.xfrm.cstruct import family_of, pack_addr, unpack_addr
-from ikev2.kernel.xfrm.netlink import XfrmSocket
+from ikev2.kernel.xfrm.netlink import RECV_SIZE, XfrmSocket, iter_messages, open_xfrm_socket
 from ikev2.kernel.xfrm.ownership import Ownership, list_owned
 from ikev2.kernel.xfrm.sockopt import prepare_ike_socket
 from ikev2.protocol.enums import EncrId, IntegId
@@ -344,10 +352,11 @@ check("migrate_v6_transport")(lambda: _migrate_case(6, "transport", "cbc", True)
 # --- two ikev2d daemons -------------------------------------------------------------------------
 
 def render(side: str, conns: list[dict[str, Any]], log_level: str = "info",
-           listen: list[str] | None = None, state_file: Path | None = None) -> str:
+           listen: list[str] | None = None, state_file: Path | None = None,
+           api_socket: Path | None = None) -> str:
     """Optional per-connection keys: `a_addrs` / `b_addrs` (TOML lines replacing that side's
     local_addrs/remote_addrs), `a_conn` / `b_conn` (extra connection lines), `a_child` /
-    `b_child` (extra child lines)."""
+    `b_child` (extra child lines). `api_socket`: the REST API on that UNIX socket only."""
     me_a = side == "A"
     s = "a" if me_a else "b"
     listen = listen or ([A6, A4] if me_a else [B6, B4])
@@ -359,6 +368,8 @@ def render(side: str, conns: list[dict[str, Any]], log_level: str = "info",
     ]
     if state_file is not None:
         out.append(f'state_file = "{state_file}"')
+    if api_socket is not None:
+        out += ["", "[api]", "listen = []", f'unix_socket = "{api_socket}"']
     for c in conns:
         local, remote = (c["a"], c["b"]) if me_a else (c["b"], c["a"])
         lts, rts = (c["a_ts"], c["b_ts"]) if me_a else (c["b_ts"], c["a_ts"])
@@ -699,18 +710,21 @@ def state_sa(path_: Path, pred: Callable[[Any], bool] = lambda sa: True,
 
 
 @contextlib.contextmanager
-def traffic_pair(conn: dict[str, Any], tag: str, a_listen: list[str] | None = None
-                 ) -> Iterator[tuple[Daemon, Daemon, Path, Path]]:
-    """One connection, both daemons with state files; waits for the CHILD_SA on both sides."""
+def traffic_pair(conn: dict[str, Any], tag: str, a_listen: list[str] | None = None,
+                 api: bool = False) -> Iterator[tuple[Daemon, Daemon, Path, Path]]:
+    """One connection, both daemons with state files; waits for the CHILD_SA on both sides.
+    `api`: both serve the REST API on a UNIX socket beside their state file (api_client)."""
     for ns in (NS_A, NS_B):  # our own backend first: its start() flushes ikev2d's range
         kernel(ns)
     workdir = Path(tempfile.mkdtemp(prefix=f"ikev2d-{tag}-"))
     st_a, st_b = workdir / "a.json", workdir / "b.json"
-    b = start_daemon(NS_B, "B", [conn], workdir, tag, state_file=st_b)
+    b = start_daemon(NS_B, "B", [conn], workdir, tag, state_file=st_b,
+                     api_socket=api_socket(st_b) if api else None)
     a = None
     try:
         time.sleep(0.5)
-        a = start_daemon(NS_A, "A", [conn], workdir, tag, state_file=st_a, listen=a_listen)
+        a = start_daemon(NS_A, "A", [conn], workdir, tag, state_file=st_a, listen=a_listen,
+                         api_socket=api_socket(st_a) if api else None)
         wait_sas(NS_A, 2, 60, [a, b])
         wait_sas(NS_B, 2, 10, [a, b])
         yield a, b, st_a, st_b
@@ -723,6 +737,20 @@ def traffic_pair(conn: dict[str, Any], tag: str, a_listen: list[str] | None = No
         for d in (a, b):
             if d is not None:
                 stop_daemon(d)
+
+
+def api_socket(state_file: Path) -> Path:
+    return state_file.with_suffix(".sock")
+
+
+def api_client(state_file: Path) -> ApiClient:
+    """The REST API of the daemon with that state file (traffic_pair(api=True))."""
+    sock = api_socket(state_file)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        assert time.monotonic() < deadline, f"no API socket {sock}"
+        time.sleep(0.1)
+    return ApiClient(unix_socket=str(sock), timeout=30)
 
 
 REKEY_BASE = {"name": "rk", "a": A6, "b": B6, "a_ts": f"{IN_A6}/128", "b_ts": f"{IN_B6}/128",
@@ -901,6 +929,21 @@ def ike_rekey_ping() -> str:
                 f"CHILD_SA SPIs unchanged; {rise}")
 
 
+def ping_during(watch: XfrmWatch, count: int, at: float, action: Callable[[float], None]
+                ) -> tuple[int, int, list[int], str]:
+    """ping -i 0.2 IN_A6 -> IN_B6 `count` times, `watch` sampling meanwhile, `action(t)`
+    once `at` seconds in (t: when, after the ping started). (sent, received, lost
+    icmp_seq numbers, a summary with the kernel's drops.)"""
+    stats = {ns: xfrm_stat(ns) for ns in (NS_A, NS_B)}
+    pinger = start_ping(NS_A, IN_A6, IN_B6, count)
+    try:
+        watch.during(pinger, at=at, action=lambda: action(time.monotonic() - pinger.started))
+    finally:
+        pinger.stop()
+    sent, got, lost = pinger.finish()
+    return sent, got, lost, f"{_loss(sent, got, lost)}; {_drops(drops_since(stats))}"
+
+
 @check("daemons_mobike_xfrm_ping")
 def mobike_ping() -> str:
     """Issue 6: MOBIKE with kernel = "xfrm". A (the initiator, listening on the wildcards)
@@ -926,20 +969,13 @@ def mobike_ping() -> str:
                 assert time.monotonic() < deadline, f"A did not see {A6_NEW}\n{a.tail()}"
                 time.sleep(0.1)
             watch = XfrmWatch()
-            stats = {ns: xfrm_stat(ns) for ns in (NS_A, NS_B)}
-            pinger = start_ping(NS_A, IN_A6, IN_B6, MOBIKE_PING_COUNT)
             gone_at: list[float] = []
 
-            def drop_a6() -> None:
+            def drop_a6(t: float) -> None:
                 sh(f"ip -n {NS_A} addr del {A6}/64 dev va")
-                gone_at.append(time.monotonic() - pinger.started)
+                gone_at.append(t)
 
-            try:
-                watch.during(pinger, at=2.0, action=drop_a6)
-            finally:
-                pinger.stop()
-            sent, got, lost = pinger.finish()
-            loss = f"{_loss(sent, got, lost)}; {_drops(drops_since(stats))}"
+            sent, got, lost, loss = ping_during(watch, MOBIKE_PING_COUNT, 2.0, drop_a6)
             assert gone_at, "the address was never removed"
             # the IKE SA moved on both sides, same IKE SPIs
             ma = state_sa(st_a, lambda sa: sa.local[0] == A6_NEW)
@@ -983,6 +1019,286 @@ def mobike_ping() -> str:
         if not restored:
             sh(f"ip -n {NS_A} addr add {A6}/64 dev va nodad", check=False)
         sh(f"ip -n {NS_A} addr del {A6_NEW}/64 dev va", check=False)
+
+
+# --- a foreign XFRM_MSG_MIGRATE with KMADDRESS (UMIP's mip6d; REQUIREMENTS X-07) --------------
+# The Mobile IPv6 issue's interop item: another mobility daemon moves ikev2d's kernel SAs
+# itself on a K-bit handover (UMIP's mip6d: one XFRM_MSG_MIGRATE per policy, with the reqid of
+# its configured templates and XFRMA_KMADDRESS); ikev2d follows the kernel's MIGRATE
+# notification with the IKE SA, as strongSwan's kernel-netlink process_migrate does, and
+# migrates nothing itself.
+
+UMIP_PING_COUNT = 40  # 8 s; the handover 2 s in, the last 2 s must be loss-free
+UMIP_MAX_LOSS = 2  # B still sends to A6 between the two daemons' migrates (a few ms)
+FOREIGN_REQID = 7  # outside ikev2d's reqid range: another IPsec user's SAs
+FOREIGN_SPI = 0x07000001
+A6_OTHER = "2001:db8:1::12"
+FOREIGN_SEL = "src 2001:db8:f::1/128 dst 2001:db8:f::2/128 dir out"
+
+
+class XfrmMonitor:
+    """What the kernel multicasts in a namespace about SAs, policies and migrations
+    (XFRMNLGRP_SA, _POLICY, _MIGRATE; like `ip xfrm monitor`): a daemon re-adding an SA
+    (NEWSA/DELSA) or migrating it once more (another MIGRATE) shows here. A kernel migrate
+    itself multicasts only the MIGRATE."""
+
+    def __init__(self, ns: str) -> None:
+        with entered(path(ns)):
+            self.sock = open_xfrm_socket(timeout=None)
+        for g in (XfrmGroup.SA, XfrmGroup.POLICY, XfrmGroup.MIGRATE):
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, int(g))
+        self.sock.setblocking(False)
+
+    def read(self) -> list[str]:
+        """The messages since the last read: type names (an SA's with its SPI)."""
+        out: list[str] = []
+        while True:
+            try:
+                buf = self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return out
+            for off, _len, mtype, _flags, _seq in iter_messages(buf):
+                try:
+                    name = XfrmMsg(mtype).name
+                except ValueError:
+                    name = f"type {mtype}"
+                msg = messages.decode(buf, off, reply=False)
+                if mtype in (XfrmMsg.NEWSA, XfrmMsg.UPDSA) and msg is not None:
+                    name += f" {msg['id']['spi']:08x}"
+                elif mtype == XfrmMsg.DELSA and msg is not None:
+                    name += f" {msg['spi']:08x}"
+                out.append(name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def mip6d_migrate(ns: str, reqid: int, moves: dict[str, str], km: tuple[str, str]
+                  ) -> list[str]:
+    """What UMIP's mip6d makes the kernel do on a K-bit handover, from a netlink socket of
+    its own: one XFRM_MSG_MIGRATE per policy whose tunnel template has `reqid` and an
+    endpoint in `moves` (old -> new address), the kernel moving the SAs it finds for it,
+    with XFRMA_KMADDRESS = `km` (local, remote: where IKE should run now). Returns the
+    directions migrated."""
+    with entered(path(ns)):
+        nl = XfrmSocket()
+    done: list[str] = []
+    try:
+        for pol in nl.dump(XfrmMsg.GETPOLICY):
+            entries = []
+            for t in pol.get_attr("XFRMA_TMPL") or []:
+                if t["reqid"] != reqid or t["mode"] != XfrmMode.TUNNEL:
+                    continue
+                src = unpack_addr(t["saddr"], t["family"])
+                dst = unpack_addr(t["id"]["daddr"], t["family"])
+                if src not in moves and dst not in moves:
+                    continue
+                nsrc, ndst = moves.get(src, src), moves.get(dst, dst)
+                entries.append({
+                    "old_daddr": pack_addr(dst), "old_saddr": pack_addr(src),
+                    "new_daddr": pack_addr(ndst), "new_saddr": pack_addr(nsrc),
+                    "proto": t["id"]["proto"], "mode": t["mode"], "reserved": 0,
+                    "reqid": reqid, "old_family": family_of(dst), "new_family": family_of(ndst),
+                })
+            if not entries:
+                continue
+            nl.request(XfrmMsg.MIGRATE, {"sel": pol["sel"], "dir": pol["dir"]}, [
+                ("XFRMA_MIGRATE", entries),
+                ("XFRMA_KMADDRESS", {"local": pack_addr(km[0]), "remote": pack_addr(km[1]),
+                                     "family": family_of(km[0])}),
+            ], what=f"mip6d-style migrate of reqid {reqid:#x}")
+            done.append(PolicyDir(pol["dir"]).name.lower())
+    finally:
+        nl.close()
+    return done
+
+
+def _outer(ns: str) -> dict[int, tuple[str, str]]:
+    return {spi: (unpack_addr(s["saddr"], s["family"]), unpack_addr(s["id"]["daddr"], s["family"]))
+            for spi, s in live_sas(ns).items()}
+
+
+def _templates(ns: str) -> set[tuple[str, str]]:
+    return set(re.findall(r"tmpl src (\S+) dst (\S+)", sh(f"ip -n {ns} xfrm policy")))
+
+
+def _logged(d: Daemon, text: str) -> int:
+    return d.log.read_text(errors="replace").count(text)
+
+
+@check("daemons_foreign_migrate_kmaddress")
+def foreign_migrate() -> str:
+    """The Mobile IPv6 issue's interop item (REQUIREMENTS X-07, 4877-13): two ikev2d
+    (kernel = "xfrm", MOBIKE off: K-bit moves) with a tunnel CHILD_SA IN_A6 <-> IN_B6 and
+    ping -i 0.2 through ESP. A gets A6_NEW; then, playing UMIP's mip6d on both ends of a
+    K-bit handover, a netlink socket of the check (not the daemons') sends XFRM_MSG_MIGRATE
+    with XFRMA_KMADDRESS for every policy of the CHILD_SA's reqid in A (A6 -> A6_NEW,
+    KMADDRESS A6_NEW-B6) and in B (remote A6 -> A6_NEW, KMADDRESS B6-A6_NEW).
+
+    Each daemon logs the kernel's notifications as another daemon's (not its own), moves
+    its IKE SA to the KMADDRESS addresses once (same IKE SPIs, state file and log), and
+    migrates nothing: an `ip xfrm monitor`-like listener sees exactly the MIGRATE
+    notifications of the mip6d stand-in and no NEWSA/DELSA/policy message, the SAs keep
+    their SPIs and carry A6_NEW (each moved once), the templates too. The ping flows on;
+    the API reports the moved SAs' kernel counters; a liveness check from each side
+    (REST API) and a CHILD_SA rekey then run over the new path (new SAs at A6_NEW, the
+    moved ones deleted). A6 is then removed: nothing moves, ESP and IKE go on. Negative: a
+    MIGRATE with KMADDRESS of another user's SAs (reqid 7, not in ikev2d's range) moves
+    the SAs in the kernel, nothing of ikev2d's, and both notes are logged."""
+    conn = {**REKEY_BASE, "name": "umip",
+            "a_addrs": [f'remote_addrs = ["{B6}"]'],
+            "b_addrs": [f'local_addrs = ["{B6}"]', f'remote_addrs = ["{A6}", "{A6_NEW}"]'],
+            "a_conn": ["mobike = false"], "b_conn": ["mobike = false"]}
+    monitors: list[XfrmMonitor] = []
+    restored = False
+    try:
+        with traffic_pair(conn, "umip", a_listen=["::", "0.0.0.0"], api=True) as (
+                a, b, st_a, st_b):
+            detail = _foreign_migrate(a, b, st_a, st_b, monitors)
+            sh(f"ip -n {NS_A} addr add {A6}/64 dev va nodad")
+            restored = True
+        return detail
+    finally:
+        for m in monitors:
+            m.close()
+        sh(f"ip -n {NS_A} xfrm policy delete {FOREIGN_SEL}", check=False)
+        sh(f"ip -n {NS_A} xfrm state deleteall reqid {FOREIGN_REQID}", check=False)
+        if not restored:
+            sh(f"ip -n {NS_A} addr add {A6}/64 dev va nodad", check=False)
+        sh(f"ip -n {NS_A} addr del {A6_NEW}/64 dev va", check=False)
+
+
+def _foreign_migrate(a: Daemon, b: Daemon, st_a: Path, st_b: Path,
+                     monitors: list[XfrmMonitor]) -> str:
+    first = set(live_sas(NS_A))
+    assert set(live_sas(NS_B)) == first, (live_sas(NS_A), live_sas(NS_B))
+    (kreq_a,) = {s["reqid"] for s in live_sas(NS_A).values()}
+    (kreq_b,) = {s["reqid"] for s in live_sas(NS_B).values()}
+    pols = {ns: len(owned(ns)[0]) for ns in (NS_A, NS_B)}
+    ia, ib = state_sa(st_a), state_sa(st_b)
+    assert not ia.mobike and tuple(ia.local) == (A6, 500) and tuple(ib.remote) == (A6, 500), (
+        ia, ib)
+    api_a, api_b = api_client(st_a), api_client(st_b)
+    sh(f"ip -n {NS_A} addr add {A6_NEW}/64 dev va nodad")
+    mon = {ns: XfrmMonitor(ns) for ns in (NS_A, NS_B)}
+    monitors += mon.values()
+    watch = XfrmWatch()
+    done: dict[str, Any] = {}
+
+    def mip6d(t: float) -> None:  # the MN's (A) and the HA's (B) mip6d on a K-bit binding
+        done[NS_A] = mip6d_migrate(NS_A, kreq_a, {A6: A6_NEW}, (A6_NEW, B6))
+        done[NS_B] = mip6d_migrate(NS_B, kreq_b, {A6: A6_NEW}, (B6, A6_NEW))
+        done["at"] = t
+
+    sent, got, lost, loss = ping_during(watch, UMIP_PING_COUNT, 2.0, mip6d)
+    assert "at" in done, f"the migrate never ran: {loss}"
+    assert len(done[NS_A]) == pols[NS_A] and len(done[NS_B]) == pols[NS_B], (done, pols)
+    # the IKE SA followed, once, on both sides: KMADDRESS endpoints, same SPIs, ports kept
+    ma = state_sa(st_a, lambda sa: sa.local[0] == A6_NEW)
+    mb = state_sa(st_b, lambda sa: sa.remote[0] == A6_NEW)
+    assert tuple(ma.local) == (A6_NEW, 500) and tuple(ma.remote) == (B6, 500), ma
+    assert tuple(mb.local) == (B6, 500) and tuple(mb.remote) == (A6_NEW, 500), mb
+    assert (ma.spi_i, ma.spi_r) == (ia.spi_i, ia.spi_r) == (mb.spi_i, mb.spi_r)
+    assert [(c.local, c.remote) for c in ma.children] == [(A6_NEW, B6)], ma.children
+    assert [(c.local, c.remote) for c in mb.children] == [(B6, A6_NEW)], mb.children
+    for d, ns, old, new in ((a, NS_A, f"{A6}[500]-{B6}[500]", f"{A6_NEW}[500]-{B6}[500]"),
+                            (b, NS_B, f"{B6}[500]-{A6}[500]", f"{B6}[500]-{A6_NEW}[500]")):
+        notes = _logged(d, "XFRM_MSG_MIGRATE by another daemon (policy ")
+        assert notes == len(done[ns]), f"{ns}: {notes} notifications logged\n{d.tail(40)}"
+        assert _logged(d, "XFRM_MSG_MIGRATE of ours") == 0
+        assert _logged(d, f"follows a kernel migrate: {old} -> {new}") == 1, d.tail(40)
+        assert _logged(d, "follows a kernel migrate") == 1, d.tail(40)
+        assert _logged(d, "moved by another daemon: ") == 1, d.tail(40)  # backend records
+    # the kernel: the mip6d stand-in's MIGRATEs and nothing else (no re-add, no 2nd move)
+    seen = {ns: m.read() for ns, m in mon.items()}
+    for ns in (NS_A, NS_B):
+        assert seen[ns] == ["MIGRATE"] * len(done[ns]), f"{ns}: xfrm monitor saw {seen[ns]}"
+    want = {(A6_NEW, B6), (B6, A6_NEW)}
+    for ns in (NS_A, NS_B):
+        assert set(_outer(ns)) == first and set(_outer(ns).values()) == want, (ns, _outer(ns))
+        assert _templates(ns) == want, f"{ns}: templates {_templates(ns)}"
+        assert watch.outer[ns] == want | {(A6, B6), (B6, A6)}, (ns, watch.outer[ns])
+    assert len(watch.order) == 2, f"SAs replaced, not moved: {watch.order}"
+    late = [n for n in lost if n > sent - int(2 / PING_INTERVAL)]
+    assert not late and sent - got <= UMIP_MAX_LOSS, f"{loss}; late losses {late}"
+    # the API reads the moved SAs' kernel counters (the backend's records followed)
+    (child_a,) = ma.children
+    view = api_a.child_sa(child_a.child_id)
+    kern = live_sas(NS_A)
+    assert (view["packets-in"], view["packets-out"]) == (
+        kern[child_a.spi_in]["curlft"]["packets"], kern[child_a.spi_out]["curlft"]["packets"]
+    ) and view["packets-in"] > 0, (view, {k: v["curlft"] for k, v in kern.items()})
+    assert (view["local-host"], view["remote-host"]) == (A6_NEW, B6), view
+    rise = counters_rise(first, [a, b])
+    assert rise
+    # IKE over the new path: a liveness check each way, then a CHILD_SA rekey
+    alive = [api.liveness(sa.ike_id, timeout=15) for api, sa in ((api_a, ma), (api_b, mb))]
+    assert all(x["alive"] for x in alive), alive
+    rtts = "/".join(f"{x['rtt-ms']:.0f}" for x in alive)
+    api_a.rekey_child(child_a.child_id, timeout=20)
+    now = settled(pols, [a, b], timeout=15)
+    assert not now & first, f"the moved SAs {first} are still there: {now}"
+    for ns in (NS_A, NS_B):
+        assert set(_outer(ns).values()) == want, (ns, _outer(ns))
+        assert _templates(ns) == want, f"{ns}: templates {_templates(ns)}"
+    rekeyed = counters_rise(now, [a, b])
+    assert rekeyed
+    ra = state_sa(st_a, lambda sa: {sa.children[0].spi_in, sa.children[0].spi_out} == now)
+    assert tuple(ra.local) == (A6_NEW, 500) and (ra.spi_i, ra.spi_r) == (ia.spi_i, ia.spi_r)
+    # the old address goes: nothing moves (the IKE SA is not on it any more)
+    for m in mon.values():
+        m.read()
+    sh(f"ip -n {NS_A} addr del {A6}/64 dev va")
+    deadline = time.monotonic() + 10  # the daemon's address watcher saw it go
+    while not re.search(rf"gone {re.escape(A6)}(?![0-9a-f:])", a.log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, f"A did not see {A6} go\n{a.tail()}"
+        time.sleep(0.1)
+    gone = counters_rise(now, [a, b])
+    assert gone
+    assert api_a.liveness(ma.ike_id, timeout=15)["alive"]
+    assert set(live_sas(NS_A)) == now and set(_outer(NS_A).values()) == want
+    after = {ns: m.read() for ns, m in mon.items()}
+    assert after == {NS_A: [], NS_B: []}, f"kernel changes after the address removal: {after}"
+    assert state_sa(st_a).local[0] == A6_NEW
+    foreign = _foreign_kmaddress(a, st_a, now, mon[NS_A])
+    no_errors(a, b)
+    return (f"mip6d-style MIGRATE+KMADDRESS at {done['at']:.1f}s (A: {'/'.join(done[NS_A])}, "
+            f"B: {'/'.join(done[NS_B])}): {loss}; both IKE SAs on {A6_NEW} (same SPIs "
+            f"{ia.spi_i:x}_i), each moved once, not marked own; xfrm monitor: only those "
+            f"MIGRATEs (SAs {sorted(map(hex, first))} moved once, no re-add); liveness both "
+            f"ways {rtts} ms; CHILD_SA rekeyed on the new path ({rekeyed}); {A6} removed: "
+            f"nothing moved, ping and liveness fine; {foreign}")
+
+
+def _foreign_kmaddress(a: Daemon, st_a: Path, ours: set[int], mon: XfrmMonitor) -> str:
+    """Another IPsec user's SA pair half (reqid 7) and policy on A6_NEW-B6, migrated to
+    A6_OTHER with KMADDRESS A6_OTHER-B6: the kernel moves it; ikev2d logs it as not its
+    own and moves nothing."""
+    key = os.urandom(20).hex()
+    sh(f"ip -n {NS_A} xfrm state add src {A6_NEW} dst {B6} proto esp spi {FOREIGN_SPI:#x} "
+       f"reqid {FOREIGN_REQID} mode tunnel aead 'rfc4106(gcm(aes))' 0x{key} 128")
+    sh(f"ip -n {NS_A} xfrm policy add {FOREIGN_SEL} tmpl src {A6_NEW} dst {B6} proto esp "
+       f"reqid {FOREIGN_REQID} mode tunnel")
+    mon.read()
+    before = _outer(NS_A)
+    done = mip6d_migrate(NS_A, FOREIGN_REQID, {A6_NEW: A6_OTHER}, (A6_OTHER, B6))
+    assert done == ["out"], done
+    text = f"reqid {FOREIGN_REQID:#x}: not ikev2d's SAs, nothing follows"
+    deadline = time.monotonic() + 10
+    while _logged(a, text) < 1:
+        assert time.monotonic() < deadline, f"no note of the foreign migrate\n{a.tail(20)}"
+        time.sleep(0.1)
+    assert _logged(a, f"KMADDRESS {A6_OTHER}-{B6}): reqid {FOREIGN_REQID:#x}") == 1, a.tail(20)
+    state = sh(f"ip -n {NS_A} xfrm state")
+    assert f"src {A6_OTHER} dst {B6}" in state and f"spi {FOREIGN_SPI:#010x}" in state, state
+    assert _outer(NS_A) == before and set(before) == ours, (before, _outer(NS_A))
+    assert mon.read() == ["MIGRATE"]
+    time.sleep(0.5)  # a wrong move would be written to the state file by now
+    sa = state_sa(st_a)
+    assert tuple(sa.local) == (A6_NEW, 500) and sa.children[0].local == A6_NEW, sa
+    assert _logged(a, "follows a kernel migrate") == 1, a.tail(20)
+    return (f"a MIGRATE+KMADDRESS of reqid {FOREIGN_REQID} SAs (not ikev2d's) moved only "
+            f"them, ikev2d logged it and stayed on {A6_NEW}")
 
 
 # --- Mobile IPv6: a K-bit handover with kernel = "xfrm" (RFC 4877) ----------------------------

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ import pytest
 from ikev2.errors import KernelError
 from ikev2.kernel.base import AcquireRequest, ChildSaSpec, SaMigrated
 from ikev2.kernel.xfrm import SPI_MAX, SPI_MIN, XfrmKernel
+from ikev2.kernel.xfrm.backend import _Child
 from ikev2.kernel.xfrm.consts import PolicyDir, XfrmMsg
-from ikev2.kernel.xfrm.cstruct import unpack_addr
+from ikev2.kernel.xfrm.cstruct import pack_addr, unpack_addr
+from ikev2.kernel.xfrm.netlink import XfrmSocket
 from ikev2.kernel.xfrm.policies import migrate_entry, wanted_policies
 from ikev2.kernel.xfrm.selectors import XfrmSelector
 from ikev2.protocol.enums import EncrId, IntegId
@@ -287,6 +290,60 @@ def test_migrate_message_moves_policy_templates(kernel: XfrmKernel) -> None:
         kernel.nl.request(XfrmMsg.MIGRATE, {"sel": other.to_struct(), "dir": 1},
                           [("XFRMA_MIGRATE", [migrate_entry(s, new, kreqid, PolicyDir.OUT)])])
     assert info.value.errno == errno.ENOENT
+
+
+def test_foreign_migrate_moves_the_backend_records(
+        kernel: XfrmKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUIREMENTS X-07: UMIP's mip6d migrates a CHILD_SA of ours itself (its own netlink
+    socket, one MIGRATE per policy with KMADDRESS): the notifications are not ours, and the
+    backend's records follow them (the CHILD_SA found at the new address, the SA index for
+    expiries, the policy owners' templates), so remove_child later deletes the SAs where
+    the kernel now has them (the qemu check daemons_foreign_migrate_kmaddress found them
+    left behind after a CHILD_SA rekey). No ESP here: the CHILD_SA is its policies."""
+    kernel.event_fileno()
+    new_a = "2001:db8:1::11"
+    s = spec(local_ts=(TS.from_network(HOA),), remote_ts=(TS.from_network(HA),))
+    kreqid = kernel.reqids.ref(s.reqid)
+    child = _Child(s, kreqid)
+    for w in wanted_policies(s, kreqid, kernel.own):
+        kernel.policies.add(child.token, w)
+        child.policies.append(w)
+    kernel._register((s.local, s.spi_in), child)
+    moved = replace(s, local=new_a)
+    mip6d = XfrmSocket()
+    try:
+        for w in child.policies:
+            mip6d.request(XfrmMsg.MIGRATE, {"sel": w.key[1].to_struct(), "dir": int(w.key[0])}, [
+                ("XFRMA_MIGRATE", [migrate_entry(s, moved, kreqid, w.key[0])]),
+                ("XFRMA_KMADDRESS", {"local": pack_addr(new_a), "remote": pack_addr(B),
+                                     "family": socket.AF_INET6}),
+            ])
+    finally:
+        mip6d.close()
+    events: list = []
+    for _ in range(50):
+        events += kernel.read_events()
+        if len(events) >= 3:
+            break
+        time.sleep(0.02)
+    migrated = [e for e in events if isinstance(e, SaMigrated)]
+    assert len(migrated) == 3 and not any(e.own for e in migrated)
+    assert {(e.km_local, e.km_remote) for e in migrated} == {(new_a, B)}
+    assert set(kernel.children) == {(new_a, s.spi_in)}
+    assert kernel.children[(new_a, s.spi_in)].spec == moved
+    assert kernel.lookup_sa(new_a, s.spi_in) == (s.reqid, s.spi_in, True)
+    assert kernel.lookup_sa(B, s.spi_out) == (s.reqid, s.spi_in, False)
+    assert kernel.lookup_sa(A, s.spi_in) is None
+    wants = wanted_policies(moved, kreqid, kernel.own)
+    assert [o.want for w in wants for o in kernel.policies.entries[w.key]] == wants
+    shown = parse_ip_policies(ip("-d", "xfrm", "policy"))
+    assert {(p["tmpl_src"], p["tmpl_dst"]) for p in shown} == {(new_a, B), (B, new_a)}
+    deleted: list[tuple[str, int]] = []
+    monkeypatch.setattr(kernel, "_delete_sa",
+                        lambda daddr, spi, *a, **kw: deleted.append((daddr, spi)))
+    kernel.remove_child(moved)  # the core's spec once on_kernel_migrate followed
+    assert sorted(deleted) == sorted([(B, s.spi_out), (new_a, s.spi_in)])
+    assert ip("xfrm", "policy").strip() == ""
 
 
 def test_ike_sockets_bypass_the_spd(kernel: XfrmKernel) -> None:

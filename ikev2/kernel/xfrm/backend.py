@@ -27,6 +27,7 @@ from ikev2.kernel.base import (
     ChildSaSpec,
     ChildSaStats,
     KernelEvent,
+    SaMigrated,
     ip_protocol,
     moved_selectors,
 )
@@ -541,7 +542,49 @@ class XfrmKernel:
     def read_events(self) -> list[KernelEvent]:
         if self._listener is None:
             return []
-        return xevents.drain(self._listener, self)
+        events = xevents.drain(self._listener, self)
+        for ev in events:
+            if isinstance(ev, SaMigrated) and not ev.own:
+                self._follow_kernel_migrate(ev)
+        return events
+
+    def _follow_kernel_migrate(self, ev: SaMigrated) -> None:
+        """Another daemon moved SAs of ours (XFRM_MSG_MIGRATE, e.g. UMIP's mip6d on a K-bit
+        binding; REQUIREMENTS X-07). The kernel already holds them at the new addresses and
+        has moved the templates of the policies of `ev.direction`: only our records follow,
+        nothing is migrated again. A record left at the old addresses would make
+        remove_child delete nothing (the moved SAs would stay after a rekey), child_stats
+        read zeros, expiries of the moved SAs go unrecognised, and a policy owner's stale
+        template come back."""
+        for move in ev.moves:
+            if not self.own.owns(move.kernel_reqid):
+                continue
+            for key, child in list(self.children.items()):
+                spec = child.spec
+                if child.kreqid != move.kernel_reqid or spec.mode != move.mode:
+                    continue
+                if (spec.local, spec.remote) == (move.old_local, move.old_remote):
+                    new = replace(spec, local=move.new_local, remote=move.new_remote)
+                    new_key = (new.local, new.spi_in)
+                    if new_key != key and new_key in self.children:
+                        log.warning("kernel migrate of SA %08x to %s: a CHILD_SA with that "
+                                    "inbound SPI is already there; record not moved",
+                                    spec.spi_in, new.local)
+                        continue
+                    self._unregister(key)
+                    child.spec = new
+                    self._register(new_key, child)
+                    log.info("SAs %08x/%08x (reqid %#x) moved by another daemon: %s-%s -> "
+                             "%s-%s; the kernel already did it", spec.spi_in, spec.spi_out,
+                             child.kreqid, spec.local, spec.remote, new.local, new.remote)
+                elif (spec.local, spec.remote) != (move.new_local, move.new_remote):
+                    continue
+                # this direction's policy templates now carry the new addresses
+                moved = {w.key: w for w in wanted_policies(child.spec, child.kreqid, self.own)}
+                for i, want in enumerate(child.policies):
+                    if want.key[0] == ev.direction and want.key in moved:
+                        child.policies[i] = moved[want.key]
+                        self.policies.rename(child.token, want.key, moved[want.key])
 
     # Resolver for events.translate
     def lookup_sa(self, daddr: str, spi: int) -> tuple[int, int, bool] | None:
