@@ -71,24 +71,26 @@ IFA_F_NODAD = 0x02
 
 
 class Rtnl:
-    """A NETLINK_ROUTE socket opened in a namespace: add/delete an IPv6 address
-    synchronously (the kernel has applied it when `send` returns)."""
+    """A NETLINK_ROUTE socket opened in a namespace: add/delete an IPv6 address on one of
+    `ifnames` (the first by default) synchronously (the kernel has applied it when `send`
+    returns). `message` encodes ahead, so a t0 taken before `send` excludes the encoding."""
 
-    def __init__(self, ns_path: str, ifname: str) -> None:
+    def __init__(self, ns_path: str, *ifnames: str) -> None:
         with entered(ns_path):
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            self.index = socket.if_nametoindex(ifname)
+            self.index = {name: socket.if_nametoindex(name) for name in ifnames}
         self.sock.bind((0, 0))
+        self.default = ifnames[0]
         self.seq = 0
 
-    def request(self, kind: int, address: str) -> None:
+    def message(self, kind: int, address: str, ifname: str | None = None) -> bytes:
         from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
         self.seq += 1
         msg = ifaddrmsg()
         msg["family"] = socket.AF_INET6
         msg["prefixlen"] = 64
-        msg["index"] = self.index
+        msg["index"] = self.index[ifname or self.default]
         msg["flags"] = IFA_F_NODAD if kind == RTM_NEWADDR else 0
         msg["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
         flags = NLM_F_REQUEST | NLM_F_ACK
@@ -98,11 +100,18 @@ class Rtnl:
         msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = self.seq
         msg.encode()
-        self.sock.send(msg.data)
+        return bytes(msg.data)
+
+    def send(self, data: bytes) -> None:
+        """Send a request; return when the kernel acknowledged (applied) it."""
+        self.sock.send(data)
         ack = self.sock.recv(65536)
         error = int.from_bytes(ack[16:20], sys.byteorder, signed=True)
         if error:
-            raise OSError(-error, f"rtnetlink {kind} {address}: {os.strerror(-error)}")
+            raise OSError(-error, f"rtnetlink: {os.strerror(-error)}")
+
+    def request(self, kind: int, address: str, ifname: str | None = None) -> None:
+        self.send(self.message(kind, address, ifname))
 
     def close(self) -> None:
         self.sock.close()

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -44,51 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.kernel.netns import entered
+from bench.handover import RTM_NEWADDR, Rtnl
 from tests.mobility.testbed import COA1, COA2, LINK, NS_MN, MipNet, Testbed
-
-RTM_NEWADDR = 20
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-IFA_F_NODAD = 0x02
-
-
-class Rtnl:
-    """A NETLINK_ROUTE socket opened in a namespace: add an IPv6 address synchronously."""
-
-    def __init__(self, ns_path: str) -> None:
-        with entered(ns_path):
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            self.index = {name: socket.if_nametoindex(name) for name in LINK.values()}
-        self.sock.bind((0, 0))
-        self.seq = 0
-
-    def add_message(self, address: str, ifname: str) -> bytes:
-        """RTM_NEWADDR for `address` (encoded ahead, so t0 is just before the send)."""
-        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-
-        self.seq += 1
-        msg = ifaddrmsg()
-        msg["family"] = socket.AF_INET6
-        msg["prefixlen"] = 64
-        msg["index"] = self.index[ifname]
-        msg["flags"] = IFA_F_NODAD
-        msg["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
-        msg["header"]["type"] = RTM_NEWADDR
-        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-        msg["header"]["sequence_number"] = self.seq
-        msg.encode()
-        return bytes(msg.data)
-
-    def send(self, data: bytes) -> None:
-        """Send a request; return when the kernel acknowledged (applied) it."""
-        self.sock.send(data)
-        ack = self.sock.recv(65536)
-        error = int.from_bytes(ack[16:20], sys.byteorder, signed=True)
-        if error:
-            raise OSError(-error, f"rtnetlink: {os.strerror(-error)}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def first_after(events: list[dict], t0: float, name: str, **match: object) -> float | None:
@@ -107,7 +63,7 @@ def timeline(bed: Testbed, t0: float) -> str:
 
 
 def run(bed: Testbed, n: int, verbose: bool) -> str:
-    rtnl = Rtnl(bed.net.path(NS_MN))
+    rtnl = Rtnl(bed.net.path(NS_MN), *LINK.values())
     rest: list[float] = []
     ba: list[float] = []
     ha: list[float] = []
@@ -119,7 +75,7 @@ def run(bed: Testbed, n: int, verbose: bool) -> str:
             bed.net.ip(NS_MN, "addr", "del", f"{cur}/64", "dev", LINK[cur])
             bed.wait(lambda mark=mark: first_after(bed.mn_events(), mark, "coa-change",
                                                    new=None), "the MN without a CoA")
-            request = rtnl.add_message(new, LINK[new])
+            request = rtnl.message(RTM_NEWADDR, new, LINK[new])
             t0 = time.monotonic()
             rtnl.send(request)
 

@@ -52,7 +52,6 @@ from mobility.errors import (
     EspUnsupported,
 )
 
-IPPROTO_ESP = 50
 NEXT_HEADER_NONE = 59  # a dummy packet (RFC 4303 §2.6): verified, then discarded
 ESP_HEADER = struct.Struct("!II")
 DEFAULT_REPLAY_WINDOW = 64  # RFC 4303 §3.4.3: "a minimum window size of 32 ... 64 SHOULD"

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ikev2.kernel.base import IPPROTO_ESP
 from mobility.errors import (
     BindingAckTimeout,
     EspError,
@@ -49,7 +50,6 @@ from mobility.errors import (
     TransportError,
     UnknownMhType,
 )
-from mobility.esp import IPPROTO_ESP
 from mobility.mh import (
     BindingAck,
     BindingUpdate,

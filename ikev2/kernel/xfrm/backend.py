@@ -16,8 +16,9 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from ikev2.errors import KernelError
@@ -59,6 +60,25 @@ OWN_MIGRATION_WINDOW = 10.0  # seconds during which a MIGRATE notification is "o
 _GONE = (errno.ESRCH, errno.ENOENT)
 
 ChildKey = tuple[str, int]  # (local address, inbound SPI)
+
+
+def _each(steps: Iterable[Callable[[], None]], warn: str | None = None) -> list[str]:
+    """Run every step although some fail (rollbacks, teardowns): the failures' messages,
+    each logged as a warning after `warn` when given."""
+    errors: list[str] = []
+    for step in steps:
+        try:
+            step()
+        except KernelError as e:
+            errors.append(str(e))
+            if warn is not None:
+                log.warning("%s: %s", warn, e)
+    return errors
+
+
+def _raise_any(errors: list[str]) -> None:
+    if errors:
+        raise KernelError("; ".join(errors))
 
 
 _tokens = itertools.count(1)
@@ -121,22 +141,13 @@ class XfrmKernel:
     def close(self) -> None:
         """Remove every SA and policy this backend installed, then close the sockets."""
         if self.started:
-            for trap in list(self.traps.values()):
-                try:
-                    self.remove_trap(trap.spec)
-                except KernelError as e:
-                    log.warning("shutdown: %s", e)
-            for child in list(self.children.values()):
-                try:
-                    self.remove_child(child.spec)
-                except KernelError as e:
-                    log.warning("shutdown: %s", e)
+            _each([partial(self.remove_trap, t.spec) for t in list(self.traps.values())]
+                  + [partial(self.remove_child, c.spec) for c in list(self.children.values())],
+                  "shutdown")
             for (local, spi), proto in list(self._larval.items()):
                 self.release_spi(local, spi, proto)
-            try:
-                flush_owned(self.nl, self.own)
-            except KernelError as e:
-                log.warning("shutdown: flushing ikev2d's XFRM entries failed: %s", e)
+            _each([partial(flush_owned, self.nl, self.own)],
+                  "shutdown: flushing ikev2d's XFRM entries failed")
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -250,11 +261,7 @@ class XfrmKernel:
                 child.policies.append(want)
                 undo.append(lambda k=want.key: self.policies.remove(child.token, k))
         except KernelError:
-            for step in reversed(undo):
-                try:
-                    step()
-                except KernelError as e:
-                    log.warning("rolling back a failed install: %s", e)
+            _each(reversed(undo), "rolling back a failed install")
             self.reqids.unref(spec.reqid)
             raise
         self._larval.pop(key, None)
@@ -306,11 +313,7 @@ class XfrmKernel:
                 self.policies.add(trap.token, want)
                 trap.policies.append(want)
         except KernelError:
-            for want in trap.policies:
-                try:
-                    self.policies.remove(trap.token, want.key)
-                except KernelError as e:
-                    log.warning("rolling back a failed trap install: %s", e)
+            _each(self._policy_removals(trap), "rolling back a failed trap install")
             self.reqids.unref(spec.reqid)
             raise
         self.traps[spec.reqid] = trap
@@ -320,14 +323,10 @@ class XfrmKernel:
         if trap is None:
             return
         self.reqids.unref(spec.reqid)
-        errors = []
-        for want in trap.policies:
-            try:
-                self.policies.remove(trap.token, want.key)
-            except KernelError as e:
-                errors.append(str(e))
-        if errors:
-            raise KernelError("; ".join(errors))
+        _raise_any(_each(self._policy_removals(trap)))
+
+    def _policy_removals(self, owner: _Child) -> list[Callable[[], None]]:
+        return [partial(self.policies.remove, owner.token, w.key) for w in owner.policies]
 
     def remove_child(self, spec: ChildSaSpec) -> None:
         found = self._find(spec)
@@ -342,21 +341,11 @@ class XfrmKernel:
         self._unregister(key)
         self.reqids.unref(child.spec.reqid)
         spec = child.spec
-        errors: list[str] = []
-        for want in child.policies:
-            try:
-                self.policies.remove(child.token, want.key)
-            except KernelError as e:
-                errors.append(str(e))
         common = sa_attrs_common(spec)
         sas = ((spec.remote, spec.spi_out), (spec.local, spec.spi_in))
-        for daddr, spi in sas if child.outbound else sas[1:]:
-            try:
-                self._delete_sa(daddr, spi, proto, common)
-            except KernelError as e:
-                errors.append(str(e))
-        if errors:
-            raise KernelError("; ".join(errors))
+        _raise_any(_each(self._policy_removals(child) + [
+            partial(self._delete_sa, daddr, spi, proto, common)
+            for daddr, spi in (sas if child.outbound else sas[1:])]))
 
     def child_stats(self, spec: ChildSaSpec) -> ChildSaStats:
         """The SAs' current lifetime counters (bytes/packets; XFRM counts ESP payload
@@ -452,11 +441,8 @@ class XfrmKernel:
                 self._migrate_call(want, old, new, child.kreqid)
                 done.append(want)
         except KernelError:
-            for want in reversed(done):
-                try:
-                    self._migrate_call(want, new, old, child.kreqid)
-                except KernelError as e:
-                    log.warning("moving policy %s back failed: %s", want.key[1], e)
+            _each([partial(self._migrate_call, w, new, old, child.kreqid)
+                   for w in reversed(done)], "moving a policy back failed")
             raise
         new_key = (new.local, new.spi_in)
         self._unregister(key)
@@ -515,17 +501,9 @@ class XfrmKernel:
             if child.outbound:
                 move_sa(inbound=False)
         except KernelError:
-            for u in reversed(undo):
-                try:
-                    u()
-                except KernelError as e:
-                    log.warning("undoing a failed SA move: %s", e)
+            _each(reversed(undo), "undoing a failed SA move")
             raise
-        for final in finals:
-            try:
-                final()
-            except KernelError as e:
-                log.warning("deleting a moved SA's old copy failed: %s", e)
+        _each(finals, "deleting a moved SA's old copy failed")
         self._unregister(key)
         child.spec = new
         child.policies = wants
